@@ -1,0 +1,40 @@
+"""geoapp: the one map (一张图) of a district city-management bureau."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_compress import Compress
+
+from geoapp import config, errors
+from geoapp.layers import Registry
+from geoapp.service import Service
+
+GEOJSON = "application/geo+json"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: settings, the layer registry (validated now), blueprints, CLI."""
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(config.PROJECT_ROOT / "templates"))
+    config.load(app, test_config)
+    app.config.setdefault(
+        "COMPRESS_MIMETYPES", ["application/json", GEOJSON, "text/html", "text/css", "text/javascript"]
+    )
+    app.json.ensure_ascii = False
+    registry = Registry.load(app.config["GEOAPP_LAYERS"])
+    app.extensions["geoapp"] = Service(registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"])
+
+    Compress(app)
+    errors.init_app(app)
+
+    from geoapp import api, cli
+
+    app.register_blueprint(api.bp)
+    cli.init_app(app)
+    return app
+
+
+def service(app: Flask | None = None) -> Service:
+    """The running app's :class:`Service`."""
+    from flask import current_app
+
+    return (app or current_app).extensions["geoapp"]

@@ -1,0 +1,52 @@
+"""Settings: defaults, then ``instance/config.py``, then ``GEOAPP_*`` environment variables, then a test dict."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting(
+        "GEOAPP_DATABASE",
+        "instance/geoapp.gpkg",
+        "The store: a GeoPackage path (relative paths start at the project folder).",
+    ),
+    Setting("GEOAPP_LAYERS", "layers", "Folder of layer definitions, one YAML file per layer."),
+    Setting(
+        "GEOAPP_METRIC_CRS",
+        "auto",
+        "Projected CRS for metres when a store is created: auto (CGCS2000 Gauss-Kruger zone of the data, "
+        "EPSG:4547 here; a UTM zone outside China) or an EPSG code.",
+    ),
+)
+
+
+def load(app, test_config: dict | None = None) -> None:
+    """Fill ``app.config`` with every setting, in order of precedence, and resolve paths."""
+    for setting in SETTINGS:
+        app.config.setdefault(setting.name, setting.default)
+    app.config.from_pyfile("config.py", silent=True)
+    for setting in SETTINGS:
+        if setting.name in os.environ:
+            app.config[setting.name] = os.environ[setting.name]
+    if test_config:
+        app.config.update(test_config)
+    for key in ("GEOAPP_DATABASE", "GEOAPP_LAYERS"):
+        app.config[key] = str(resolve(app.config[key]))
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A path relative to the project folder, whatever the working directory."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -1,0 +1,78 @@
+"""One error hierarchy for geoapp, each error carrying an HTTP status and a message for the user.
+
+The core raises these without knowing about HTTP; ``init_app`` registers the one handler that
+turns them (and any other exception) into ``{"error": {"code", "message", "parameter"}}``.
+"""
+
+from __future__ import annotations
+
+
+class GeoappError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "parameter": self.parameter}}
+
+
+class InvalidParameter(GeoappError):
+    """A request parameter is malformed or outside its allowed values."""
+
+    status = 400
+    code = "invalid_parameter"
+
+
+class InvalidFeature(GeoappError):
+    """A feature's values or geometry do not fit its layer definition; nothing was written."""
+
+    status = 400
+    code = "invalid_feature"
+
+
+class NotFound(GeoappError):
+    status = 404
+    code = "not_found"
+
+
+class VersionConflict(GeoappError):
+    """The feature changed since the caller read it."""
+
+    status = 409
+    code = "version_conflict"
+
+
+class StoreError(GeoappError):
+    """The store cannot be opened or created as asked."""
+
+    status = 500
+    code = "store_error"
+
+
+def init_app(app) -> None:
+    """Answer every error raised while serving a request as the JSON error shape."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
+    def _respond(payload: dict, status: int):
+        response = jsonify(payload)
+        response.status_code = status
+        return response
+
+    @app.errorhandler(GeoappError)
+    def _geoapp_error(exc: GeoappError):
+        return _respond(exc.to_dict(), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _respond({"error": {"code": code, "message": exc.description, "parameter": None}}, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return _respond(GeoappError("internal error; the details are in the server log").to_dict(), 500)

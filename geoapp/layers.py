@@ -1,0 +1,304 @@
+"""Layer definitions: one YAML file per layer in ``layers/``, validated at start-up.
+
+A layer is data, not code (as pygeoapi declares a collection): its id, titles, group, geometry
+types, fields with their visibility and allowed values, the status vocabulary with colours and
+the popup fields. Every other module reads the :class:`Registry`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+GROUPS: dict[str, dict[str, str]] = {
+    "flood": {"zh": "防汛", "en": "Flood control"},
+    "roads": {"zh": "围挡与道路", "en": "Hoardings and roads"},
+    "heating": {"zh": "供暖", "en": "Heating"},
+    "components": {"zh": "部件", "en": "Components"},
+    "base": {"zh": "底图", "en": "Base map"},
+}
+GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
+# Columns the store keeps for itself; a layer may not declare them.
+RESERVED = {"fid", "geom", "geometry", "id", "_version", "distance_m"}
+LANGUAGES = ("zh", "en")
+
+
+class LayerError(ValueError):
+    """A layer definition is invalid; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Model):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def __call__(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+
+class Choice(_Model):
+    value: str = Field(min_length=1)
+    label: Label
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class FieldDef(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    type: Literal["string", "integer", "number", "boolean", "date"]
+    label: Label
+    visibility: Literal["public", "internal"] = "public"
+    required: bool = False
+    default: Any = None
+    values: tuple[Choice, ...] | None = None
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    computed: Literal["length", "area"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED:
+            raise ValueError(f"{name!r} is reserved (reserved names: {', '.join(sorted(RESERVED))})")
+        return name
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldDef:
+        if self.values is not None:
+            if self.type != "string":
+                raise ValueError("allowed values are only for string fields")
+            seen = [c.value for c in self.values]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"duplicate allowed values in {seen}")
+        if self.computed and self.type != "number":
+            raise ValueError("a computed field must have type number")
+        if self.computed and self.required:
+            raise ValueError("a computed field cannot be required: it is filled from the geometry")
+        if self.default is not None:
+            self.coerce(self.default)
+        return self
+
+    @property
+    def public(self) -> bool:
+        return self.visibility == "public"
+
+    @property
+    def allowed(self) -> tuple[str, ...] | None:
+        return None if self.values is None else tuple(c.value for c in self.values)
+
+    def choice(self, value: str) -> Choice | None:
+        for c in self.values or ():
+            if c.value == value:
+                return c
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` as this field's Python type, or raise ``ValueError`` saying why not."""
+        if value is None or (isinstance(value, str) and value == "" and self.type != "string"):
+            return None
+        if self.type == "string":
+            if not isinstance(value, str):
+                raise ValueError("must be text")
+            if self.allowed is not None and value not in self.allowed:
+                raise ValueError(f"must be one of: {', '.join(self.allowed)}")
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                raise ValueError(f"must match the pattern {self.pattern}")
+            return value
+        if self.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return value.lower() in ("true", "1")
+            raise ValueError("must be true or false")
+        if self.type == "date":
+            if isinstance(value, dt.date):
+                return value.isoformat()[:10]
+            try:
+                return dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                raise ValueError("must be a date YYYY-MM-DD") from None
+        number = _number(value, integer=self.type == "integer")
+        if self.min is not None and number < self.min:
+            raise ValueError(f"must be at least {self.min:g}")
+        if self.max is not None and number > self.max:
+            raise ValueError(f"must be at most {self.max:g}")
+        return number
+
+
+def _number(value: Any, *, integer: bool) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    if integer:
+        if number != int(number):
+            raise ValueError("must be a whole number")
+        return int(number)
+    return number
+
+
+class Style(_Model):
+    color: str = Field(default="#3388ff", pattern=r"^#[0-9a-fA-F]{6}$")
+    radius: float = 6
+    weight: float = 3
+    fill_opacity: float = Field(default=0.3, ge=0, le=1)
+    icon: str | None = None
+    cluster: bool = False
+    by: str | None = None  # the field whose value colours decide a feature's colour
+
+
+class Layer(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    title: Label
+    group: Literal["flood", "roads", "heating", "components", "base"]
+    geometry: tuple[Literal[GEOMETRY_TYPES], ...] = Field(min_length=1)  # type: ignore[valid-type]
+    fields: tuple[FieldDef, ...] = Field(min_length=1)
+    title_field: str
+    status_field: str | None = None
+    popup: tuple[str, ...] = ()
+    order: int = 0
+    context: bool = False  # drawn under the others, small enough to embed
+    style: Style = Style()
+    note: Label | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> Layer:
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate field names: {', '.join(dupes)}")
+        allowed = ", ".join(names)
+        for key in ("title_field", "status_field"):
+            name = getattr(self, key)
+            if name is not None and name not in names:
+                raise ValueError(f"{key} {name!r} is not a declared field (declared: {allowed})")
+        for name in self.popup:
+            if name not in names:
+                raise ValueError(f"popup field {name!r} is not a declared field (declared: {allowed})")
+        if self.status_field:
+            status = self.field(self.status_field)
+            if not status.values or any(c.color is None for c in status.values):
+                raise ValueError(f"status_field {self.status_field!r} needs allowed values, each with a colour")
+        if self.style.by is not None:
+            by = self.field(self.style.by) if self.style.by in names else None
+            if by is None or not by.values or any(c.color is None for c in by.values):
+                raise ValueError(f"style.by {self.style.by!r} must name a field whose values each have a colour")
+        for f in self.fields:
+            if f.computed == "area" and not set(self.geometry) <= {"Polygon", "MultiPolygon"}:
+                raise ValueError(f"field {f.name!r}: an area needs polygon geometry")
+            if f.computed == "length" and "Point" in self.geometry:
+                raise ValueError(f"field {f.name!r}: a length needs line or polygon geometry")
+        return self
+
+    def field(self, name: str) -> FieldDef:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def visible_fields(self, internal: bool) -> tuple[FieldDef, ...]:
+        """Fields a caller may see: public ones, plus internal ones for staff."""
+        return tuple(f for f in self.fields if internal or f.public)
+
+    @property
+    def style_field(self) -> str | None:
+        return self.style.by or self.status_field
+
+
+class Registry:
+    """All layer definitions, in drawing order (context layers first)."""
+
+    def __init__(self, layers: list[Layer]):
+        self._layers = {layer.id: layer for layer in sorted(layers, key=lambda x: (x.order, x.id))}
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Registry:
+        """Load and validate every ``*.yaml`` in ``directory``; raise :class:`LayerError` naming file and field."""
+        directory = Path(directory)
+        files = sorted(directory.glob("*.yaml"))
+        if not files:
+            raise LayerError(f"{directory}: no layer definitions (*.yaml) found")
+        layers: dict[str, Layer] = {}
+        for path in files:
+            layer = load_layer(path)
+            if layer.id in layers:
+                raise LayerError(f"{path}: id: layer id {layer.id!r} is already defined by another file")
+            layers[layer.id] = layer
+        return cls(list(layers.values()))
+
+    def __iter__(self):
+        return iter(self._layers.values())
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __contains__(self, layer_id: object) -> bool:
+        return layer_id in self._layers
+
+    def __getitem__(self, layer_id: str) -> Layer:
+        return self._layers[layer_id]
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._layers)
+
+
+def load_layer(path: Path) -> Layer:
+    """Read one layer file; the file's name must be the layer's id."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise LayerError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise LayerError(f"{path}: a layer definition must be a mapping")
+    try:
+        layer = Layer.model_validate(raw)
+    except ValidationError as exc:
+        raise LayerError(f"{path}: {_describe(exc, raw)}") from None
+    if path.stem != layer.id:
+        raise LayerError(f"{path}: id: {layer.id!r} must match the file name {path.stem!r}")
+    return layer
+
+
+def _describe(exc: ValidationError, raw: dict) -> str:
+    """Name each failing field by its path, with field names instead of list positions."""
+    parts = []
+    for err in exc.errors():
+        path: list[str] = []
+        node: Any = raw
+        for key in err["loc"]:
+            if isinstance(key, int) and isinstance(node, list) and key < len(node):
+                node = node[key]
+                name = node.get("name") if isinstance(node, dict) else None
+                path.append(f"{key}({name})" if name else str(key))
+            else:
+                node = node.get(key) if isinstance(node, dict) else None
+                path.append(str(key))
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{'.'.join(path) or 'layer'}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,156 @@
+"""Turn request parameters (strings) into a :class:`~geoapp.spatial.Query`, or refuse them clearly.
+
+Flask-free, so that every web front (the JSON API now, OGC API - Features later) reads
+parameters the same way. Each error names the parameter and what it accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geoapp.errors import InvalidParameter
+from geoapp.layers import Layer
+from geoapp.spatial import MAX_K, MAX_RADIUS_M, Engine, Query
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+SPATIAL_PARAMETERS = ("bbox", "near", "radius", "nearest", "k", "within", "limit", "offset")
+
+
+@dataclass(frozen=True)
+class FeaturesRequest:
+    query: Query
+    limit: int
+    offset: int
+
+
+def features_request(
+    engine: Engine, layer: Layer, args: Mapping[str, Sequence[str]], *, internal: bool
+) -> FeaturesRequest:
+    """Read the parameters of a features request for ``layer``; ``args`` maps names to given values."""
+    fields = {f.name: f for f in layer.visible_fields(internal)}
+    allowed = [*SPATIAL_PARAMETERS, *fields]
+    for name, values in args.items():
+        if name not in allowed:
+            raise InvalidParameter(f"unknown parameter {name!r}; allowed: {', '.join(allowed)}", parameter=name)
+        if len(values) > 1:
+            raise InvalidParameter(f"{name} given {len(values)} times; give it once", parameter=name)
+    one = {name: values[0] for name, values in args.items()}
+
+    bbox = parse_bbox(one["bbox"]) if "bbox" in one else None
+    near = nearest = None
+    if "near" in one or "radius" in one:
+        for need in ("near", "radius"):
+            if need not in one:
+                raise InvalidParameter("near=lon,lat needs radius=<metres> and radius needs near", parameter=need)
+        radius = parse_number(one["radius"], "radius")
+        if not 0 < radius <= MAX_RADIUS_M:
+            raise InvalidParameter(f"radius must be in metres, > 0 and <= {MAX_RADIUS_M}", parameter="radius")
+        near = (*parse_lonlat(one["near"], "near"), radius)
+    if "nearest" in one or "k" in one:
+        if "nearest" not in one:
+            raise InvalidParameter("k needs nearest=lon,lat", parameter="k")
+        k = parse_int(one.get("k", "10"), "k")
+        if not 1 <= k <= MAX_K:
+            raise InvalidParameter(f"k must be a whole number from 1 to {MAX_K}", parameter="k")
+        nearest = (*parse_lonlat(one["nearest"], "nearest"), k)
+    if near and nearest:
+        raise InvalidParameter("give either near with radius, or nearest with k, not both", parameter="nearest")
+    within = parse_within(engine, one["within"]) if "within" in one else None
+
+    filters = {}
+    for name, spec in fields.items():
+        if name not in one:
+            continue
+        raw = one[name].split(",") if spec.values is not None else [one[name]]
+        try:
+            filters[name] = [spec.coerce(v) for v in raw]
+        except ValueError as exc:
+            raise InvalidParameter(f"{name} {exc}", parameter=name) from None
+
+    limit = parse_int(one.get("limit", str(DEFAULT_LIMIT)), "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be a whole number from 1 to {MAX_LIMIT}", parameter="limit")
+    offset = parse_int(one.get("offset", "0"), "offset")
+    if offset < 0:
+        raise InvalidParameter("offset must be a whole number >= 0", parameter="offset")
+    return FeaturesRequest(Query(bbox=bbox, near=near, nearest=nearest, within=within, filters=filters), limit, offset)
+
+
+def parse_number(text: str, parameter: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidParameter(f"{parameter} must be a number, not {text!r}", parameter=parameter) from None
+    if not math.isfinite(value):
+        raise InvalidParameter(f"{parameter} must be a finite number", parameter=parameter)
+    return value
+
+
+def parse_int(text: str, parameter: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidParameter(f"{parameter} must be a whole number, not {text!r}", parameter=parameter) from None
+
+
+def _check_lonlat(lon: float, lat: float, parameter: str) -> None:
+    if not -180 <= lon <= 180:
+        raise InvalidParameter(f"{parameter}: longitude {lon:g} is outside -180..180", parameter=parameter)
+    if not -90 <= lat <= 90:
+        raise InvalidParameter(f"{parameter}: latitude {lat:g} is outside -90..90", parameter=parameter)
+
+
+def parse_lonlat(text: str, parameter: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise InvalidParameter(f"{parameter} must be lon,lat in degrees (WGS84)", parameter=parameter)
+    lon, lat = (parse_number(p, parameter) for p in parts)
+    _check_lonlat(lon, lat, parameter)
+    return lon, lat
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise InvalidParameter("bbox must be minlon,minlat,maxlon,maxlat in degrees (WGS84)", parameter="bbox")
+    minx, miny, maxx, maxy = (parse_number(p, "bbox") for p in parts)
+    _check_lonlat(minx, miny, "bbox")
+    _check_lonlat(maxx, maxy, "bbox")
+    if minx > maxx or miny > maxy:
+        raise InvalidParameter(
+            "bbox is inverted: it must be minlon,minlat,maxlon,maxlat with min <= max", parameter="bbox"
+        )
+    return minx, miny, maxx, maxy
+
+
+def parse_within(engine: Engine, text: str) -> BaseGeometry:
+    """``<layer>/<feature id>`` (e.g. a grid cell) or a GeoJSON polygon in lon/lat."""
+    if text.lstrip().startswith("{"):
+        try:
+            geom = shapely.from_geojson(orjson.dumps(orjson.loads(text)))
+        except (orjson.JSONDecodeError, shapely.errors.GEOSException, ValueError):
+            raise InvalidParameter("within must be <layer>/<feature id> or a GeoJSON geometry", "within") from None
+        if geom.geom_type not in ("Polygon", "MultiPolygon") or not geom.is_valid:
+            raise InvalidParameter("within: the GeoJSON geometry must be a valid Polygon or MultiPolygon", "within")
+        minx, miny, maxx, maxy = geom.bounds
+        _check_lonlat(minx, miny, "within")
+        _check_lonlat(maxx, maxy, "within")
+        return geom
+    layer_id, _, fid_text = text.partition("/")
+    if layer_id not in engine.registry:
+        raise InvalidParameter(
+            f"within: unknown layer {layer_id!r}; layers: {', '.join(engine.registry.ids)}", parameter="within"
+        )
+    fid = parse_int(fid_text, "within")
+    snap = engine.snapshot(layer_id)
+    pos = snap.position(fid)
+    if pos is None:
+        raise InvalidParameter(f"within: layer {layer_id} has no feature {fid}", parameter="within")
+    return snap.geoms[pos]

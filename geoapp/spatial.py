@@ -1,0 +1,272 @@
+"""The spatial query engine: per layer a GeoDataFrame with spatial indexes, rebuilt when the layer changes.
+
+Flask-free. Bounding boxes and polygons are matched in the stored longitude/latitude, as
+clients give them; anything in metres (radius, nearest, distances) is computed in the store's
+projected metric CRS. Results are positions into the layer's snapshot, in a stable order, so
+that paging walks every match exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import rtree
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geoapp.crs import STORAGE_CRS, project
+from geoapp.errors import InvalidParameter, NotFound
+from geoapp.layers import Layer
+from geoapp.store import Store
+from geoapp.store.base import VERSION_COLUMN
+
+MAX_RADIUS_M = 50_000
+MAX_K = 1000
+COORD_DECIMALS = 7  # about 1 cm; keeps responses short
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to select from a layer; every part is optional and they combine with AND."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float, float] | None = None  # lon, lat, radius in metres
+    nearest: tuple[float, float, int] | None = None  # lon, lat, k
+    within: BaseGeometry | None = None  # lon/lat polygon
+    filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # field -> accepted values
+
+
+@dataclass(frozen=True)
+class Result:
+    """Matches as snapshot positions in result order; distances in metres where a point was given."""
+
+    snapshot: Snapshot
+    positions: np.ndarray
+    distances: np.ndarray | None = None
+
+    @property
+    def matched(self) -> int:
+        return len(self.positions)
+
+    def page(self, offset: int, limit: int) -> Result:
+        cut = slice(offset, offset + limit)
+        return Result(self.snapshot, self.positions[cut], None if self.distances is None else self.distances[cut])
+
+    def fids(self) -> list[int]:
+        return self.snapshot.fids[self.positions].tolist()
+
+
+class Snapshot:
+    """One version of a layer: its features, two STR-trees, and each feature's JSON once built.
+
+    Immutable but for caches filled on demand; a new version of the layer gets a new snapshot.
+    """
+
+    def __init__(self, layer: Layer, version: int, gdf: gpd.GeoDataFrame, metric_crs: str):
+        self.layer = layer
+        self.version = version
+        self.gdf = gdf
+        self.metric_crs = metric_crs
+        self.fids = gdf.index.to_numpy(dtype="int64")
+        self.geoms = np.asarray(gdf.geometry.array, dtype=object)
+        self.tree = shapely.STRtree(self.geoms)
+        self.metric = project(self.geoms, STORAGE_CRS, metric_crs) if len(gdf) else self.geoms
+        self.metric_tree = shapely.STRtree(self.metric)
+        self._knn: rtree.index.Index | None = None
+        self._json: dict[bool, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.fids)
+
+    @property
+    def extent(self) -> list[float] | None:
+        return None if not len(self) else [float(v) for v in shapely.total_bounds(self.geoms)]
+
+    def position(self, fid: int) -> int | None:
+        pos = int(np.searchsorted(self.fids, fid))
+        return pos if pos < len(self.fids) and self.fids[pos] == fid else None
+
+    @property
+    def knn(self) -> rtree.index.Index:
+        """An R-tree on metric bounds for k-nearest search, which the STR-tree lacks; built on first use."""
+        with self._lock:
+            if self._knn is None:
+                bounds = shapely.bounds(self.metric)
+                self._knn = rtree.index.Index((np.arange(len(self), dtype="int64"), bounds[:, :2], bounds[:, 2:]))
+            return self._knn
+
+    def features_json(self, positions: np.ndarray, internal: bool) -> list[bytes]:
+        """GeoJSON Feature bytes without the closing brace of ``properties`` and of the feature.
+
+        Built once per feature and visibility, then reused until the layer changes.
+        """
+        with self._lock:
+            cache = self._json.get(internal)
+            if cache is None:
+                cache = self._json[internal] = np.full(len(self), None, dtype=object)
+        todo = np.unique(positions[np.equal(cache[positions], None)])
+        if len(todo):
+            cache[todo] = self._build_json(todo, internal)
+        return cache[positions].tolist()
+
+    def _build_json(self, positions: np.ndarray, internal: bool) -> np.ndarray:
+        names = [f.name for f in self.layer.visible_fields(internal)]
+        sub = self.gdf.iloc[positions]
+        columns = [_plain(sub[name]) for name in names]
+        geoms = shapely.transform(self.geoms[positions], lambda xy: np.round(xy, COORD_DECIMALS))
+        geometry = shapely.to_geojson(geoms)
+        out = np.empty(len(positions), dtype=object)
+        for i, (fid, version, geom) in enumerate(
+            zip(self.fids[positions], sub[VERSION_COLUMN].to_numpy(), geometry, strict=True)
+        ):
+            props = orjson.dumps({name: col[i] for name, col in zip(names, columns, strict=True)})
+            out[i] = b'{"type":"Feature","id":%d,"version":%d,"geometry":%s,"properties":%s' % (
+                fid,
+                version,
+                geom.encode(),
+                props[:-1],
+            )
+        return out
+
+
+def _plain(series: pd.Series) -> list:
+    """Column values as JSON-ready Python objects, missing ones as None."""
+    values = series.astype(object).tolist()
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else v for v in values]
+
+
+class Engine:
+    """Answers queries over a store's layers, keeping one snapshot per layer in step with its version."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.registry = store.registry
+        self._snapshots: dict[str, Snapshot] = {}
+        self._locks = {layer_id: threading.Lock() for layer_id in self.registry.ids}
+
+    def layer(self, layer_id: str) -> Layer:
+        if layer_id not in self.registry:
+            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self.registry.ids)}", parameter="layer")
+        return self.registry[layer_id]
+
+    def snapshot(self, layer_id: str) -> Snapshot:
+        """The current snapshot, rebuilt if the store's version of the layer moved on."""
+        layer = self.layer(layer_id)
+        version = self.store.version(layer_id)
+        snap = self._snapshots.get(layer_id)
+        if snap is not None and snap.version == version:
+            return snap
+        with self._locks[layer_id]:
+            snap = self._snapshots.get(layer_id)
+            if snap is None or snap.version != version:
+                # the version is read again after the data so that a change made in between is not missed
+                while True:
+                    gdf = self.store.query(layer_id)
+                    after = self.store.version(layer_id)
+                    if after == version:
+                        break
+                    version = after
+                snap = self._snapshots[layer_id] = Snapshot(layer, version, gdf, self.store.metric_crs)
+            return snap
+
+    def warm(self) -> None:
+        """Build every layer's snapshot now (before a server forks its workers)."""
+        for layer_id in self.registry.ids:
+            self.snapshot(layer_id)
+
+    def query(self, layer_id: str, query: Query) -> Result:
+        """Select features of a layer.
+
+        Parameters
+        ----------
+        layer_id : str
+            A registered layer.
+        query : Query
+            ``bbox`` and ``within`` match geometries intersecting them (lon/lat); ``near`` keeps
+            features within a radius in metres; ``nearest`` keeps the k nearest; ``filters``
+            keep features whose field equals one of the given values.
+
+        Returns
+        -------
+        Result
+            Positions ordered by fid, or by distance then fid when ``near`` or ``nearest`` is
+            given (with ``distances`` in metres, measured in the metric CRS).
+        """
+        snap = self.snapshot(layer_id)
+        if query.near and query.nearest:
+            raise InvalidParameter("give either near (with radius) or nearest (with k), not both", parameter="near")
+        mask = self._mask(snap, query)
+        if query.nearest:
+            lon, lat, k = query.nearest
+            return self._nearest(snap, lon, lat, k, mask)
+        if query.near:
+            lon, lat, radius = query.near
+            point = project(shapely.Point(lon, lat), STORAGE_CRS, snap.metric_crs)
+            candidates = snap.metric_tree.query(point, predicate="dwithin", distance=radius)
+            candidates = candidates[mask[candidates]] if mask is not None else candidates
+            distances = shapely.distance(snap.metric[candidates], point)
+            order = np.lexsort((snap.fids[candidates], distances))
+            return Result(snap, candidates[order], distances[order])
+        positions = np.arange(len(snap)) if mask is None else np.flatnonzero(mask)
+        return Result(snap, positions)
+
+    def _mask(self, snap: Snapshot, query: Query) -> np.ndarray | None:
+        """Boolean mask of features passing bbox, within and attribute filters (None: all pass)."""
+        mask = None
+
+        def _and(selected: np.ndarray) -> None:
+            nonlocal mask
+            mask = selected if mask is None else mask & selected
+
+        for area in (None if query.bbox is None else shapely.box(*query.bbox), query.within):
+            if area is not None:
+                selected = np.zeros(len(snap), dtype=bool)
+                selected[snap.tree.query(area, predicate="intersects")] = True
+                _and(selected)
+        for name, values in query.filters.items():
+            column = snap.gdf[name]
+            _and(column.isin(list(values)).to_numpy(dtype=bool, na_value=False))
+        return mask
+
+    def _nearest(self, snap: Snapshot, lon: float, lat: float, k: int, mask: np.ndarray | None) -> Result:
+        point = project(shapely.Point(lon, lat), STORAGE_CRS, snap.metric_crs)
+        pool = len(snap) if mask is None else int(mask.sum())
+        if pool == 0:
+            return Result(snap, np.array([], dtype="int64"), np.array([]))
+        if pool <= 4 * k or pool <= 2000:
+            # few candidates: measure them all
+            candidates = np.arange(len(snap)) if mask is None else np.flatnonzero(mask)
+        else:
+            # the R-tree gives the k nearest by bounding box; their true distances bound the k-th
+            # nearest, and every feature within that bound is measured exactly
+            want, found = k, np.array([], dtype="int64")
+            while len(found) < k:
+                want *= 4
+                found = np.fromiter(snap.knn.nearest(point.bounds, want), dtype="int64")
+                if mask is not None:
+                    found = found[mask[found]]
+            bound = np.sort(shapely.distance(snap.metric[found], point))[k - 1]
+            candidates = snap.metric_tree.query(point, predicate="dwithin", distance=bound)
+            if mask is not None:
+                candidates = candidates[mask[candidates]]
+        distances = shapely.distance(snap.metric[candidates], point)
+        order = np.lexsort((snap.fids[candidates], distances))[:k]
+        return Result(snap, candidates[order], distances[order])
+
+    def counts(self, layer_id: str) -> dict[str, Any]:
+        """Feature count and, when the layer has a status, counts per status value (all values listed)."""
+        snap = self.snapshot(layer_id)
+        out: dict[str, Any] = {"count": len(snap)}
+        if snap.layer.status_field:
+            found = snap.gdf[snap.layer.status_field].value_counts()
+            status = snap.layer.field(snap.layer.status_field)
+            out["by_status"] = {c.value: int(found.get(c.value, 0)) for c in status.values}
+        return out

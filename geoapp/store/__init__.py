@@ -1,0 +1,43 @@
+"""Stores by backend name: the one table that maps a ``GEOAPP_DATABASE`` value to a class."""
+
+from __future__ import annotations
+
+import importlib
+from urllib.parse import urlsplit
+
+from geoapp.errors import StoreError
+from geoapp.layers import Registry
+from geoapp.store.base import Feature, Store
+
+#: backend name -> "module:Class"; a URL scheme or a file suffix picks the backend
+BACKENDS = {"gpkg": "geoapp.store.gpkg:GeoPackageStore"}
+
+__all__ = ["BACKENDS", "Feature", "Store", "backend_class", "create_store", "open_store"]
+
+
+def backend_class(location: str) -> type[Store]:
+    """The store class for a location: ``path/to/file.gpkg`` or ``gpkg:path``."""
+    scheme = urlsplit(location).scheme
+    name = "gpkg" if location.endswith(".gpkg") or len(scheme) <= 1 else scheme
+    if name not in BACKENDS:
+        raise StoreError(
+            f"unknown store backend {name!r} in {location!r}; available: {', '.join(BACKENDS)} "
+            "(a path ending in .gpkg)",
+            parameter="GEOAPP_DATABASE",
+        )
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _path(location: str) -> str:
+    return location.removeprefix("gpkg:")
+
+
+def open_store(registry: Registry, location: str) -> Store:
+    """Open an existing store."""
+    return backend_class(location)(registry, _path(location))
+
+
+def create_store(registry: Registry, location: str, data=None, **options) -> Store:
+    """Create a store (see the backend's ``create``) and return it open."""
+    return backend_class(location).create(registry, _path(location), data, **options)

@@ -1,0 +1,382 @@
+"""The embedded store: one GeoPackage file that GDAL and QGIS open, also after edits.
+
+Layers are created by GDAL (through pyogrio), so the file carries the standard tables, the
+R-tree spatial index and its triggers. Changes go through Python's ``sqlite3`` in one
+transaction each; the ``ST_*`` functions those triggers call are registered on every
+connection, so the spatial index stays in step for every other reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geoapp.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
+from geoapp.errors import NotFound, StoreError, VersionConflict
+from geoapp.layers import Layer, Registry
+from geoapp.store.base import VERSION_COLUMN, Feature, Store, prepare
+
+SCHEMA_VERSION = "1"
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
+
+
+# -- GeoPackage geometry blobs (GeoPackage 1.3, clause 2.1.3) ---------------------------------
+
+
+def encode(geom: BaseGeometry, srs_id: int = STORAGE_SRS_ID) -> bytes:
+    """A GeoPackage geometry blob: header, envelope (except for points), little-endian WKB."""
+    wkb = shapely.to_wkb(geom, byte_order=1, output_dimension=2)
+    if geom.is_empty:
+        return struct.pack("<2sBBi", b"GP", 0, 0b10001, srs_id) + wkb
+    if geom.geom_type == "Point":
+        return struct.pack("<2sBBi", b"GP", 0, 0b00001, srs_id) + wkb
+    minx, miny, maxx, maxy = geom.bounds
+    return struct.pack("<2sBBi4d", b"GP", 0, 0b00011, srs_id, minx, maxx, miny, maxy) + wkb
+
+
+def _wkb(blob: bytes) -> bytes:
+    if blob[:2] != b"GP":
+        raise ValueError("not a GeoPackage geometry blob")
+    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 0b111] :]
+
+
+def decode(blob: bytes | None) -> BaseGeometry | None:
+    """The shapely geometry in a GeoPackage blob."""
+    return None if blob is None else shapely.from_wkb(_wkb(blob))
+
+
+def _bounds(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    if blob is None or blob[3] & 0b10000:
+        return None
+    if (blob[3] >> 1) & 0b111:
+        minx, maxx, miny, maxy = struct.unpack_from("<4d", blob, 8)
+        return minx, miny, maxx, maxy
+    return shapely.from_wkb(_wkb(blob)).bounds
+
+
+def _st_is_empty(blob):
+    return None if blob is None else int(bool(blob[3] & 0b10000))
+
+
+def _st_bound(i: int):
+    def fn(blob):
+        bounds = _bounds(blob)
+        return None if bounds is None else bounds[i]
+
+    return fn
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class GeoPackageStore(Store):
+    backend = "gpkg"
+
+    def __init__(self, registry: Registry, location: str):
+        super().__init__(registry, location)
+        self.path = Path(location)
+        if not self.path.is_file():
+            raise StoreError(
+                f"no store at {self.path}; create it with `flask --app wsgi geoapp init --demo`", parameter="database"
+            )
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            meta = dict(self._conn().execute("SELECT key, value FROM geoapp_meta"))
+            present = {row[0] for row in self._conn().execute("SELECT layer_id FROM geoapp_layer_versions")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a geoapp GeoPackage ({exc})", parameter="database") from None
+        missing = [layer.id for layer in registry if layer.id not in present]
+        if missing:
+            raise StoreError(
+                f"{self.path} lacks layers {', '.join(missing)}; re-create it with `geoapp init --force`",
+                parameter="database",
+            )
+        self._metric_crs = meta["metric_crs"]
+        self.demo = meta.get("demo") == "1"
+
+    # connections: one per thread, autocommit, with the functions GDAL's triggers call
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            # a connection must not cross a fork (a server that loads the app before forking workers)
+            conn = _connect(self.path)
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @property
+    def metric_crs(self) -> str:
+        return self._metric_crs
+
+    def layers(self) -> list[str]:
+        return [row[0] for row in self._conn().execute("SELECT layer_id FROM geoapp_layer_versions ORDER BY layer_id")]
+
+    def version(self, layer_id: str) -> int:
+        row = (
+            self._conn().execute("SELECT version FROM geoapp_layer_versions WHERE layer_id = ?", (layer_id,)).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
+        return row[0]
+
+    def query(self, layer_id: str) -> gpd.GeoDataFrame:
+        layer = self.registry[layer_id]
+        names = [f.name for f in layer.fields]
+        columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
+        rows = self._conn().execute(f"SELECT {columns} FROM {_q(layer_id)} ORDER BY fid").fetchall()
+        return _frame(layer, rows)
+
+    def get(self, layer_id: str, fid: int) -> Feature | None:
+        return self._get(self._conn(), self.registry[layer_id], fid)
+
+    def _get(self, conn: sqlite3.Connection, layer: Layer, fid: int) -> Feature | None:
+        names = [f.name for f in layer.fields]
+        columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
+        row = conn.execute(f"SELECT {columns} FROM {_q(layer.id)} WHERE fid = ?", (fid,)).fetchone()
+        if row is None:
+            return None
+        props = {name: _value(layer.field(name).type, v) for name, v in zip(names, row[2:-1], strict=True)}
+        return Feature(layer.id, row[0], decode(row[1]), props, row[-1])
+
+    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry) -> Feature:
+        layer = self.registry[layer_id]
+        (record,), (geom,) = prepare(layer, [properties], [geometry], self.metric_crs)
+        names = list(record)
+        sql = (
+            f"INSERT INTO {_q(layer_id)} ({', '.join(_q(n) for n in ['geom', *names, VERSION_COLUMN])}) "
+            f"VALUES ({', '.join('?' * (len(names) + 2))})"
+        )
+        with self._write(layer_id, geom) as conn:
+            fid = conn.execute(sql, [encode(geom), *map(_sql, record.values()), 1]).lastrowid
+        return Feature(layer_id, fid, geom, record, 1)
+
+    def update(
+        self,
+        layer_id: str,
+        fid: int,
+        properties: Mapping[str, Any] | None = None,
+        geometry: BaseGeometry | None = None,
+        expected_version: int | None = None,
+    ) -> Feature:
+        layer = self.registry[layer_id]
+        with self._write(layer_id, geometry) as conn:
+            current = self._current(conn, layer, fid, expected_version)
+            merged = {f.name: current.properties[f.name] for f in layer.fields if not f.computed}
+            merged.update(properties or {})
+            geom = current.geometry if geometry is None else geometry
+            (record,), (geom,) = prepare(layer, [merged], [geom], self.metric_crs)
+            assignments = ", ".join(f"{_q(n)} = ?" for n in ["geom", *record])
+            conn.execute(
+                f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = {VERSION_COLUMN} + 1 WHERE fid = ?",
+                [encode(geom), *map(_sql, record.values()), fid],
+            )
+        return Feature(layer_id, fid, geom, record, current.version + 1)
+
+    def delete(self, layer_id: str, fid: int, expected_version: int | None = None) -> None:
+        layer = self.registry[layer_id]
+        with self._write(layer_id) as conn:
+            self._current(conn, layer, fid, expected_version)
+            conn.execute(f"DELETE FROM {_q(layer_id)} WHERE fid = ?", (fid,))
+
+    def _current(self, conn, layer: Layer, fid: int, expected_version: int | None) -> Feature:
+        current = self._get(conn, layer, fid)
+        if current is None:
+            raise NotFound(f"no feature {fid} in layer {layer.id}", parameter="fid")
+        if expected_version is not None and expected_version != current.version:
+            raise VersionConflict(
+                f"feature {layer.id}/{fid} is at version {current.version}, not {expected_version}; "
+                "read it again and re-apply your change",
+                parameter="version",
+            )
+        return current
+
+    @contextmanager
+    def _write(self, layer_id: str, geometry: BaseGeometry | None = None) -> Iterator[sqlite3.Connection]:
+        """One transaction: the change, the layer's new version and its extent commit together or not at all."""
+        if layer_id not in self.registry:
+            raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = ?", (layer_id,))
+            _touch_contents(conn, layer_id, geometry)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- creation -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        registry: Registry,
+        location: str,
+        data: Mapping[str, gpd.GeoDataFrame] | None = None,
+        *,
+        force: bool = False,
+        demo: bool = False,
+        crs: str | None = None,
+    ) -> GeoPackageStore:
+        """Write a new store holding every registered layer (empty unless ``data`` has it).
+
+        All-or-nothing: every feature is validated first and the file is built beside the
+        target, then moved into place; an existing store is kept unless ``force``.
+        """
+        path = Path(location)
+        if path.exists() and not force:
+            raise StoreError(f"{path} already exists; pass --force to replace it", parameter="database")
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(registry.ids))
+        if unknown:
+            raise StoreError(f"data for undeclared layers: {', '.join(unknown)}", parameter="layer")
+        chosen = crs or _metric_crs_for(data)
+        frames = {layer.id: _prepared_frame(layer, data.get(layer.id), chosen) for layer in registry}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.gpkg")
+        tmp.unlink(missing_ok=True)
+        try:
+            for layer in registry:
+                geometry_type = layer.geometry[0] if len(layer.geometry) == 1 else "Unknown"
+                pyogrio.write_dataframe(
+                    frames[layer.id],
+                    tmp,
+                    layer=layer.id,
+                    driver="GPKG",
+                    geometry_type=geometry_type,
+                    promote_to_multi=False,
+                    layer_options={"IDENTIFIER": layer.title.zh, "DESCRIPTION": layer.title.en},
+                )
+            conn = _connect(tmp)
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("CREATE TABLE geoapp_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute("CREATE TABLE geoapp_layer_versions (layer_id TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+                meta = {
+                    "schema_version": SCHEMA_VERSION,
+                    "metric_crs": chosen,
+                    "demo": "1" if demo else "0",
+                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                }
+                conn.executemany("INSERT INTO geoapp_meta VALUES (?, ?)", meta.items())
+                conn.executemany("INSERT INTO geoapp_layer_versions VALUES (?, 1)", [(i,) for i in registry.ids])
+                conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.close()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            os.replace(tmp, path)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                leftover.unlink(missing_ok=True)
+        return cls(registry, str(path))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.create_function("ST_IsEmpty", 1, _st_is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
+        conn.create_function(name, 1, _st_bound(i), deterministic=True)
+    return conn
+
+
+def _touch_contents(conn: sqlite3.Connection, layer_id: str, geometry: BaseGeometry | None) -> None:
+    """Keep ``gpkg_contents`` (last change, extent) true for GDAL and QGIS."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, layer_id))
+    if geometry is not None and not geometry.is_empty:
+        minx, miny, maxx, maxy = geometry.bounds
+        conn.execute(
+            "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), min_y = min(coalesce(min_y, ?2), ?2), "
+            "max_x = max(coalesce(max_x, ?3), ?3), max_y = max(coalesce(max_y, ?4), ?4) WHERE table_name = ?5",
+            (minx, miny, maxx, maxy, layer_id),
+        )
+
+
+def _metric_crs_for(data: Mapping[str, gpd.GeoDataFrame]) -> str:
+    frames = [gdf for gdf in data.values() if len(gdf)]
+    if not frames:
+        return "EPSG:4547"
+    minx, miny, maxx, maxy = np.array([gdf.to_crs(STORAGE_CRS).total_bounds for gdf in frames]).T
+    return metric_crs((minx.min() + maxx.max()) / 2, (miny.min() + maxy.max()) / 2)
+
+
+def _prepared_frame(layer: Layer, gdf: gpd.GeoDataFrame | None, crs: str) -> gpd.GeoDataFrame:
+    names = [f.name for f in layer.fields]
+    if gdf is None or not len(gdf):
+        records, geoms = [], np.array([], dtype=object)
+    else:
+        if gdf.crs is None:
+            raise StoreError(f"{layer.id}: data has no CRS", parameter="crs")
+        gdf = gdf.to_crs(STORAGE_CRS)
+        records = gdf[[c for c in gdf.columns if c != gdf.geometry.name]].to_dict("records")
+        records = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in records]
+        records, geoms = prepare(layer, records, gdf.geometry.array, crs)
+    frame = pd.DataFrame.from_records(records, columns=names)
+    for spec in layer.fields:
+        frame[spec.name] = frame[spec.name].astype(_DTYPES[spec.type])
+    frame[VERSION_COLUMN] = pd.Series(1, index=frame.index, dtype="int64")
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS))
+
+
+def _frame(layer: Layer, rows: list[tuple]) -> gpd.GeoDataFrame:
+    names = [f.name for f in layer.fields]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 3)
+    fids = np.asarray(columns[0], dtype="int64")
+    geoms = shapely.from_wkb([_wkb(b) for b in columns[1]]) if rows else np.array([], dtype=object)
+    data = {}
+    for spec, values in zip(layer.fields, columns[2:-1], strict=True):
+        if spec.type == "boolean":
+            values = [None if v is None else bool(v) for v in values]
+        data[spec.name] = pd.array(values, dtype=_DTYPES[spec.type]) if spec.type != "string" else list(values)
+    data[VERSION_COLUMN] = np.asarray(columns[-1], dtype="int64")
+    index = pd.Index(fids, name="fid")
+    frame = pd.DataFrame(data, index=index, columns=[*names, VERSION_COLUMN])
+    for spec in layer.fields:
+        if spec.type in ("string", "date"):
+            frame[spec.name] = frame[spec.name].astype(object)
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=index, crs=STORAGE_CRS))
+
+
+def _value(kind: str, value: Any) -> Any:
+    if kind == "boolean" and value is not None:
+        return bool(value)
+    return value
+
+
+def _sql(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)) if np.ndim(value) == 0 else False)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,153 @@
+"""The query engine against independent brute-force computations over the same features."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod, Transformer
+
+from geoapp.crs import metric_crs
+from geoapp.errors import InvalidParameter
+from geoapp.spatial import Engine, Query
+from geoapp.store import create_store
+
+GEOD = Geod(ellps="WGS84")
+TO_GK = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+KINDS = ["water_supply", "sewage", "storm", "power"]
+
+
+@pytest.fixture(scope="module")
+def random_store(registry, tmp_path_factory):
+    rng = np.random.default_rng(7)
+    n = 3000
+    lon = rng.uniform(113.27, 113.33, n)
+    lat = rng.uniform(33.71, 33.75, n)
+    covers = gpd.GeoDataFrame(
+        {
+            "code": [f"4199010101{i:06d}" for i in range(n)],
+            "kind": rng.choice(KINDS, n),
+            "status": rng.choice(["fixed", "to_fix"], n),
+        },
+        geometry=shapely.points(lon, lat),
+        crs="EPSG:4326",
+    )
+    starts = np.column_stack([rng.uniform(113.27, 113.33, 2500), rng.uniform(33.71, 33.75, 2500)])
+    lines = [shapely.LineString([s, s + rng.uniform(-0.002, 0.002, 2)]) for s in starts]
+    hoardings = gpd.GeoDataFrame(
+        {"site": [f"site {i}" for i in range(2500)], "agency": "housing", "status": "pending"},
+        geometry=lines,
+        crs="EPSG:4326",
+    )
+    path = tmp_path_factory.mktemp("spatial") / "random.gpkg"
+    store = create_store(registry, str(path), {"manhole_covers": covers, "construction_hoardings": hoardings})
+    yield Engine(store), covers, hoardings
+    store.close()
+
+
+def _projected(gdf):
+    return shapely.transform(gdf.geometry.array, lambda xy: np.column_stack(TO_GK.transform(xy[:, 0], xy[:, 1])))
+
+
+def test_metric_crs_choice():
+    assert metric_crs(113.30, 33.73) == "EPSG:4547"
+    assert metric_crs(116.4, 39.9) == "EPSG:4548"  # Beijing, central meridian 117E
+    assert metric_crs(2.35, 48.85) == "EPSG:32631"  # Paris, UTM 31N
+
+
+def test_bbox_equals_brute_force(random_store):
+    engine, covers, _ = random_store
+    rng = np.random.default_rng(1)
+    lon, lat = covers.geometry.x.to_numpy(), covers.geometry.y.to_numpy()
+    for _ in range(30):
+        x0, y0 = rng.uniform(113.26, 113.33), rng.uniform(33.70, 33.75)
+        x1, y1 = x0 + rng.uniform(0, 0.03), y0 + rng.uniform(0, 0.02)
+        got = engine.query("manhole_covers", Query(bbox=(x0, y0, x1, y1))).fids()
+        expected = (np.flatnonzero((lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)) + 1).tolist()
+        assert got == expected
+
+
+@pytest.mark.parametrize("layer_id", ["manhole_covers", "construction_hoardings"])
+def test_radius_equals_brute_force_and_distances_are_geodesic(random_store, layer_id):
+    engine, covers, hoardings = random_store
+    gdf = covers if layer_id == "manhole_covers" else hoardings
+    projected = _projected(gdf)
+    rng = np.random.default_rng(2)
+    for _ in range(25):
+        lon, lat, radius = rng.uniform(113.27, 113.33), rng.uniform(33.71, 33.75), rng.uniform(20, 1500)
+        result = engine.query(layer_id, Query(near=(lon, lat, radius)))
+        centre = shapely.Point(*TO_GK.transform(lon, lat))
+        distances = shapely.distance(projected, centre)
+        expected = np.flatnonzero(distances <= radius)
+        expected = expected[np.lexsort((expected, distances[expected]))] + 1
+        assert result.fids() == expected.tolist()
+        assert np.all(np.diff(result.distances) >= 0)
+        if layer_id == "manhole_covers" and result.matched:
+            fids = np.array(result.fids())
+            _, _, geodesic = GEOD.inv(
+                np.full(len(fids), lon),
+                np.full(len(fids), lat),
+                gdf.geometry.x.iloc[fids - 1],
+                gdf.geometry.y.iloc[fids - 1],
+            )
+            assert np.allclose(result.distances, geodesic, rtol=0.005, atol=0.01)
+
+
+@pytest.mark.parametrize("layer_id", ["manhole_covers", "construction_hoardings"])
+def test_nearest_equals_brute_force(random_store, layer_id):
+    engine, covers, hoardings = random_store
+    gdf = covers if layer_id == "manhole_covers" else hoardings
+    projected = _projected(gdf)
+    rng = np.random.default_rng(3)
+    for k in (1, 5, 10, 60):
+        for _ in range(5):
+            lon, lat = rng.uniform(113.25, 113.35), rng.uniform(33.70, 33.76)
+            result = engine.query(layer_id, Query(nearest=(lon, lat, k)))
+            distances = shapely.distance(projected, shapely.Point(*TO_GK.transform(lon, lat)))
+            order = np.lexsort((np.arange(len(gdf)), distances))[:k]
+            assert result.fids() == (order + 1).tolist()
+            assert np.allclose(result.distances, distances[order])
+
+
+def test_nearest_with_a_filter_only_returns_matching_features(random_store):
+    engine, covers, _ = random_store
+    projected = _projected(covers)
+    lon, lat = 113.30, 33.73
+    result = engine.query("manhole_covers", Query(nearest=(lon, lat, 10), filters={"status": ["to_fix"]}))
+    distances = shapely.distance(projected, shapely.Point(*TO_GK.transform(lon, lat)))
+    distances[covers["status"].to_numpy() != "to_fix"] = np.inf
+    assert result.fids() == (np.argsort(distances, kind="stable")[:10] + 1).tolist()
+
+
+def test_within_polygon_and_filters_equal_brute_force(random_store):
+    engine, covers, _ = random_store
+    area = shapely.Polygon([(113.28, 33.72), (113.31, 33.715), (113.32, 33.74), (113.29, 33.745)])
+    result = engine.query("manhole_covers", Query(within=area, filters={"kind": ["storm", "power"]}))
+    expected = shapely.intersects(covers.geometry.array, area) & covers["kind"].isin(["storm", "power"]).to_numpy()
+    assert result.fids() == (np.flatnonzero(expected) + 1).tolist()
+
+
+def test_near_and_nearest_together_are_refused(random_store):
+    engine, _, _ = random_store
+    with pytest.raises(InvalidParameter):
+        engine.query("manhole_covers", Query(near=(113.3, 33.73, 100), nearest=(113.3, 33.73, 3)))
+
+
+def test_engine_follows_store_changes(random_store):
+    engine, _, _ = random_store
+    store = engine.store
+    far = (113.40, 33.80)
+    assert engine.query("manhole_covers", Query(nearest=(*far, 1))).distances[0] > 1000
+    added = store.insert(
+        "manhole_covers",
+        {"code": "4199010101999999", "kind": "storm", "status": "to_fix"},
+        shapely.Point(*far),
+    )
+    try:
+        result = engine.query("manhole_covers", Query(nearest=(*far, 1)))
+        assert result.fids() == [added.fid]
+        assert result.distances[0] == pytest.approx(0)
+    finally:
+        store.delete("manhole_covers", added.fid)
+    assert engine.query("manhole_covers", Query(nearest=(*far, 1))).fids() != [added.fid]
