@@ -7,20 +7,16 @@ from urllib.parse import urlencode
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, g, request, url_for
+from flask import Blueprint, Response, request, url_for
 
 from geoapp import GEOJSON, report, service
-from geoapp.errors import NotFound
+from geoapp.access import staff
+from geoapp.errors import InvalidParameter, NotFound
 from geoapp.layers import GROUPS, FieldDef, Layer
 from geoapp.params import features_request, parse_int
 from geoapp.spatial import Result
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def staff() -> bool:
-    """Whether the caller may see internal fields: only signed-in staff, never the public."""
-    return getattr(g, "user", None) is not None
 
 
 def _json(payload, status: int = 200, mimetype: str = "application/json") -> Response:
@@ -148,6 +144,22 @@ def feature(layer_id: str, fid: str):
     response = Response(body + b"}}", mimetype=GEOJSON)
     response.set_etag(f"{layer_id}-{fid}-{snap.version}-{int(internal)}")
     return response.make_conditional(request)
+
+
+@bp.get("/search")
+def search():
+    """Find features by title across layers: ``q`` (1 to 100 characters) and ``limit`` (1 to 100, default 20)."""
+    args = request.args.to_dict(flat=False)
+    for name in args:
+        if name not in ("q", "limit"):
+            raise InvalidParameter(f"unknown parameter {name!r}; allowed: q, limit", parameter=name)
+    q = request.args.get("q", "").strip()
+    if not 1 <= len(q) <= 100:
+        raise InvalidParameter("q must be 1 to 100 characters of a name to look for", parameter="q")
+    limit = parse_int(request.args.get("limit", "20"), "limit")
+    if not 1 <= limit <= 100:
+        raise InvalidParameter("limit must be a whole number from 1 to 100", parameter="limit")
+    return _json({"q": q, "results": service().engine.search(q, limit)})
 
 
 @bp.get("/stats")

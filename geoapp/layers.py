@@ -197,6 +197,8 @@ class Layer(_Model):
             name = getattr(self, key)
             if name is not None and name not in names:
                 raise ValueError(f"{key} {name!r} is not a declared field (declared: {allowed})")
+        if not self.field(self.title_field).public:
+            raise ValueError(f"title_field {self.title_field!r} must be public: it names features for everyone")
         for name in self.popup:
             if name not in names:
                 raise ValueError(f"popup field {name!r} is not a declared field (declared: {allowed})")

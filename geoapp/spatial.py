@@ -261,6 +261,32 @@ class Engine:
         order = np.lexsort((snap.fids[candidates], distances))[:k]
         return Result(snap, candidates[order], distances[order])
 
+    def search(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Features whose title (name, site, code ...) contains ``text``, across the operational layers.
+
+        Exact matches come first, then by layer drawing order (top layers first) and fid.
+        """
+        needle = text.casefold()
+        hits: list[tuple[int, int, int, dict[str, Any]]] = []
+        for rank, layer in enumerate(reversed(list(self.registry))):
+            if layer.context:
+                continue
+            snap = self.snapshot(layer.id)
+            titles = snap.gdf[layer.title_field].astype("string").str.casefold()
+            positions = np.flatnonzero(titles.str.contains(needle, regex=False).fillna(False).to_numpy(dtype=bool))
+            for pos in positions[:limit]:
+                title = snap.gdf[layer.title_field].iat[pos]
+                point = shapely.point_on_surface(snap.geoms[pos])
+                hit = {
+                    "layer": layer.id,
+                    "id": int(snap.fids[pos]),
+                    "title": str(title),
+                    "lon": point.x,
+                    "lat": point.y,
+                }
+                hits.append((titles.iat[pos] != needle, rank, int(snap.fids[pos]), hit))
+        return [hit for *_, hit in sorted(hits, key=lambda h: h[:3])][:limit]
+
     def counts(self, layer_id: str) -> dict[str, Any]:
         """Feature count and, when the layer has a status, counts per status value (all values listed)."""
         snap = self.snapshot(layer_id)

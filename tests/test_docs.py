@@ -1,0 +1,41 @@
+"""The README documents every layer, setting and CLI command (as datasette's docs tests do)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from geoapp.cli import geoapp_cli
+from geoapp.config import PROJECT_ROOT, SETTINGS
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+SOURCES = [*PROJECT_ROOT.glob("geoapp/**/*.py"), PROJECT_ROOT / "gunicorn.conf.py", PROJECT_ROOT / "Makefile"]
+
+
+def test_readme_starts_with_the_two_commands():
+    first_block = README.split("```sh", 1)[1].split("```", 1)[0]
+    assert "make run" in first_block and "make test" in first_block
+
+
+def test_every_layer_is_in_the_readme(registry):
+    for layer in registry:
+        assert f"`{layer.id}`" in README, layer.id
+        assert layer.title.zh in README, layer.title.zh
+
+
+def test_every_setting_is_in_the_readme():
+    names = {s.name for s in SETTINGS}
+    for path in SOURCES:
+        names |= set(re.findall(r"GEOAPP_[A-Z_]+[A-Z]", path.read_text(encoding="utf-8")))
+    for name in sorted(names):
+        assert f"`{name}`" in README, name
+
+
+@pytest.mark.parametrize("name", sorted(geoapp_cli.commands))
+def test_every_cli_command_and_option_is_in_the_readme(name):
+    command = geoapp_cli.commands[name]
+    assert f"geoapp {name}" in README
+    for param in command.params:
+        for opt in param.opts:
+            assert opt in README, f"geoapp {name} {opt}"

@@ -1,0 +1,75 @@
+"""The setup contract over real HTTP: `make run` builds the demo store and serves the API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from geoapp.config import PROJECT_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`make run` on a free port with a fresh store path; yields the base URL, stops the server after."""
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "GEOAPP_DATABASE": str(tmp_path / "run.gpkg")}
+    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/layers", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"make run did not serve on {base}:\n{log.read()}")
+                time.sleep(0.3)
+        yield base, tmp_path / "run.gpkg"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
+    base, database = served
+    assert database.is_file()
+    with urllib.request.urlopen(f"{base}/api/layers", timeout=10) as response:
+        payload = json.load(response)
+    counts = {layer["id"]: layer["count"] for layer in payload["layers"]}
+    assert set(counts) == set(registry.ids)
+    assert counts["waterlogging_points"] == 6
+    assert counts["underpass_culverts"] == 14
+    assert counts["underground_spaces"] == 81
+    assert counts["construction_hoardings"] == 43
+    assert counts["heating_stations"] == 114
+    assert counts["backstreet_repairs"] == 10
+    assert counts["manhole_covers"] > 886
+    request = urllib.request.Request(f"{base}/api/layers/heating_stations/features?near=113.3,33.73&radius=abc")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 400
+    assert json.load(info.value)["error"]["parameter"] == "radius"
