@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from urllib.parse import urlencode
 
-import numpy as np
 import orjson
 from flask import Blueprint, Response, request, url_for
 
@@ -140,7 +139,7 @@ def feature(layer_id: str, fid: str):
     if pos is None:
         raise NotFound(f"no feature {fid} in layer {layer_id}", parameter="fid")
     internal = staff()
-    (body,) = snap.features_json(np.array([pos]), internal)
+    (body,) = snap.features_json([pos], internal)
     response = Response(body + b"}}", mimetype=GEOJSON)
     response.set_etag(f"{layer_id}-{fid}-{snap.version}-{int(internal)}")
     return response.make_conditional(request)

@@ -29,6 +29,7 @@ from geoapp.store.base import VERSION_COLUMN
 
 MAX_RADIUS_M = 50_000
 MAX_K = 1000
+BRUTE_FORCE_NEAREST = 2000  # up to this many candidates, k-nearest measures them all
 COORD_DECIMALS = 7  # about 1 cm; keeps responses short
 
 
@@ -79,12 +80,43 @@ class Snapshot:
         self.tree = shapely.STRtree(self.geoms)
         self.metric = project(self.geoms, STORAGE_CRS, metric_crs) if len(gdf) else self.geoms
         self.metric_tree = shapely.STRtree(self.metric)
+        # point layers are answered from coordinate arrays: envelope tests are exact for points,
+        # and numpy on packed coordinates beats a GEOS call per feature
+        self.points = set(layer.geometry) == {"Point"}
+        if self.points:
+            self.lonlat = shapely.get_coordinates(self.geoms)
+            self.xy = shapely.get_coordinates(self.metric)
         self._knn: rtree.index.Index | None = None
+        self._knn_lock = threading.Lock()
         self._json: dict[bool, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.fids)
+
+    def intersecting(self, area: BaseGeometry, rectangle: bool = False) -> np.ndarray:
+        """Sorted positions of features intersecting a lon/lat area (``rectangle``: an axis-aligned box)."""
+        hits = self.tree.query(area)
+        if self.points:
+            if not rectangle:
+                hits = hits[shapely.intersects_xy(area, self.lonlat[hits, 0], self.lonlat[hits, 1])]
+        else:
+            hits = hits[shapely.intersects(self.geoms[hits], area)]
+        return np.sort(hits)
+
+    def distances(self, positions: np.ndarray, point: shapely.Point) -> np.ndarray:
+        """Distances in metres from a point in the metric CRS."""
+        if self.points:
+            return np.hypot(self.xy[positions, 0] - point.x, self.xy[positions, 1] - point.y)
+        return shapely.distance(self.metric[positions], point)
+
+    def within_distance(self, point: shapely.Point, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Positions within ``radius`` metres of a metric point, with their distances (each measured once)."""
+        x, y = point.x, point.y
+        candidates = self.metric_tree.query(shapely.box(x - radius, y - radius, x + radius, y + radius))
+        distances = self.distances(candidates, point)
+        keep = distances <= radius
+        return candidates[keep], distances[keep]
 
     @property
     def extent(self) -> list[float] | None:
@@ -97,17 +129,18 @@ class Snapshot:
     @property
     def knn(self) -> rtree.index.Index:
         """An R-tree on metric bounds for k-nearest search, which the STR-tree lacks; built on first use."""
-        with self._lock:
+        with self._knn_lock:
             if self._knn is None:
                 bounds = shapely.bounds(self.metric)
                 self._knn = rtree.index.Index((np.arange(len(self), dtype="int64"), bounds[:, :2], bounds[:, 2:]))
             return self._knn
 
-    def features_json(self, positions: np.ndarray, internal: bool) -> list[bytes]:
+    def features_json(self, positions: Sequence[int] | np.ndarray, internal: bool) -> list[bytes]:
         """GeoJSON Feature bytes without the closing brace of ``properties`` and of the feature.
 
         Built once per feature and visibility, then reused until the layer changes.
         """
+        positions = np.asarray(positions, dtype=np.intp)
         with self._lock:
             cache = self._json.get(internal)
             if cache is None:
@@ -135,6 +168,14 @@ class Snapshot:
                 props[:-1],
             )
         return out
+
+
+def _members(positions: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """Which ``positions`` are in the sorted array ``selected`` (a boolean array)."""
+    if not len(selected):
+        return np.zeros(len(positions), dtype=bool)
+    at = np.minimum(np.searchsorted(selected, positions), len(selected) - 1)
+    return selected[at] == positions
 
 
 def _plain(series: pd.Series) -> list:
@@ -178,9 +219,11 @@ class Engine:
             return snap
 
     def warm(self) -> None:
-        """Build every layer's snapshot now (before a server forks its workers)."""
+        """Build every layer's snapshot and k-nearest index now (before a server forks its workers)."""
         for layer_id in self.registry.ids:
-            self.snapshot(layer_id)
+            snap = self.snapshot(layer_id)
+            if len(snap) > BRUTE_FORCE_NEAREST:
+                snap.knn  # noqa: B018 - built for its side effect
 
     def query(self, layer_id: str, query: Query) -> Result:
         """Select features of a layer.
@@ -203,61 +246,60 @@ class Engine:
         snap = self.snapshot(layer_id)
         if query.near and query.nearest:
             raise InvalidParameter("give either near (with radius) or nearest (with k), not both", parameter="near")
-        mask = self._mask(snap, query)
+        selected = self._select(snap, query)
         if query.nearest:
             lon, lat, k = query.nearest
-            return self._nearest(snap, lon, lat, k, mask)
+            return self._nearest(snap, lon, lat, k, selected)
         if query.near:
             lon, lat, radius = query.near
             point = project(shapely.Point(lon, lat), STORAGE_CRS, snap.metric_crs)
-            candidates = snap.metric_tree.query(point, predicate="dwithin", distance=radius)
-            candidates = candidates[mask[candidates]] if mask is not None else candidates
-            distances = shapely.distance(snap.metric[candidates], point)
+            candidates, distances = snap.within_distance(point, radius)
+            if selected is not None:
+                keep = _members(candidates, selected)
+                candidates, distances = candidates[keep], distances[keep]
             order = np.lexsort((snap.fids[candidates], distances))
             return Result(snap, candidates[order], distances[order])
-        positions = np.arange(len(snap)) if mask is None else np.flatnonzero(mask)
-        return Result(snap, positions)
+        return Result(snap, np.arange(len(snap)) if selected is None else selected)
 
-    def _mask(self, snap: Snapshot, query: Query) -> np.ndarray | None:
-        """Boolean mask of features passing bbox, within and attribute filters (None: all pass)."""
-        mask = None
+    def _select(self, snap: Snapshot, query: Query) -> np.ndarray | None:
+        """Sorted positions passing bbox, within and attribute filters; None when nothing restricts.
 
-        def _and(selected: np.ndarray) -> None:
-            nonlocal mask
-            mask = selected if mask is None else mask & selected
-
-        for area in (None if query.bbox is None else shapely.box(*query.bbox), query.within):
-            if area is not None:
-                selected = np.zeros(len(snap), dtype=bool)
-                selected[snap.tree.query(area, predicate="intersects")] = True
-                _and(selected)
+        Spatial parts go first, so that filters are evaluated on their few candidates only.
+        """
+        selected = None
+        areas = [(shapely.box(*query.bbox), True)] if query.bbox is not None else []
+        if query.within is not None:
+            areas.append((query.within, False))
+        for area, rectangle in areas:
+            hits = snap.intersecting(area, rectangle)
+            selected = hits if selected is None else np.intersect1d(selected, hits, assume_unique=True)
         for name, values in query.filters.items():
-            column = snap.gdf[name]
-            _and(column.isin(list(values)).to_numpy(dtype=bool, na_value=False))
-        return mask
+            column = snap.gdf[name] if selected is None else snap.gdf[name].iloc[selected]
+            passing = column.isin(list(values)).to_numpy(dtype=bool, na_value=False)
+            selected = np.flatnonzero(passing) if selected is None else selected[passing]
+        return selected
 
-    def _nearest(self, snap: Snapshot, lon: float, lat: float, k: int, mask: np.ndarray | None) -> Result:
+    def _nearest(self, snap: Snapshot, lon: float, lat: float, k: int, selected: np.ndarray | None) -> Result:
         point = project(shapely.Point(lon, lat), STORAGE_CRS, snap.metric_crs)
-        pool = len(snap) if mask is None else int(mask.sum())
-        if pool == 0:
-            return Result(snap, np.array([], dtype="int64"), np.array([]))
-        if pool <= 4 * k or pool <= 2000:
+        pool = len(snap) if selected is None else len(selected)
+        if pool <= max(4 * k, BRUTE_FORCE_NEAREST):
             # few candidates: measure them all
-            candidates = np.arange(len(snap)) if mask is None else np.flatnonzero(mask)
+            candidates = np.arange(len(snap)) if selected is None else selected
+            distances = snap.distances(candidates, point)
         else:
-            # the R-tree gives the k nearest by bounding box; their true distances bound the k-th
-            # nearest, and every feature within that bound is measured exactly
+            # the R-tree gives the nearest by bounding box; the true distances of k of them bound
+            # the k-th nearest, and every feature within that bound is measured exactly
             want, found = k, np.array([], dtype="int64")
             while len(found) < k:
                 want *= 4
                 found = np.fromiter(snap.knn.nearest(point.bounds, want), dtype="int64")
-                if mask is not None:
-                    found = found[mask[found]]
-            bound = np.sort(shapely.distance(snap.metric[found], point))[k - 1]
-            candidates = snap.metric_tree.query(point, predicate="dwithin", distance=bound)
-            if mask is not None:
-                candidates = candidates[mask[candidates]]
-        distances = shapely.distance(snap.metric[candidates], point)
+                if selected is not None:
+                    found = found[_members(found, selected)]
+            bound = np.sort(snap.distances(found, point))[k - 1]
+            candidates, distances = snap.within_distance(point, bound)
+            if selected is not None:
+                keep = _members(candidates, selected)
+                candidates, distances = candidates[keep], distances[keep]
         order = np.lexsort((snap.fids[candidates], distances))[:k]
         return Result(snap, candidates[order], distances[order])
 

@@ -231,3 +231,26 @@ def test_internal_values_appear_nowhere_in_public_responses(client, app):
         assert secrets, f"the demo should fill {layer_id}.{field}"
         body = client.get(f"/api/layers/{layer_id}/features?limit=10000").get_data(as_text=True)
         assert not [v for v in secrets if v in body]
+
+
+def test_search_finds_features_by_name_or_code_across_layers(client):
+    payload = client.get("/api/search?q=湛南路").json
+    assert payload["results"]
+    layers = {hit["layer"] for hit in payload["results"]}
+    assert "roads" not in layers  # context layers are not search results
+    for hit in payload["results"]:
+        assert "湛南路" in hit["title"]
+        feature = client.get(f"/api/layers/{hit['layer']}/features/{hit['id']}").json
+        assert feature["id"] == hit["id"]
+    code = client.get("/api/layers/manhole_covers/features/1").json["properties"]["code"]
+    (hit,) = client.get(f"/api/search?q={code}").json["results"]
+    assert (hit["layer"], hit["id"]) == ("manhole_covers", 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"), [("", "q"), ("q=" + "x" * 101, "q"), ("q=a&limit=0", "limit"), ("q=a&x=1", "x")]
+)
+def test_search_refuses_bad_input(client, query, parameter):
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == 400
+    assert response.json["error"]["parameter"] == parameter

@@ -354,13 +354,11 @@ def _frame(layer: Layer, rows: list[tuple]) -> gpd.GeoDataFrame:
     for spec, values in zip(layer.fields, columns[2:-1], strict=True):
         if spec.type == "boolean":
             values = [None if v is None else bool(v) for v in values]
-        data[spec.name] = pd.array(values, dtype=_DTYPES[spec.type]) if spec.type != "string" else list(values)
+        kind = _DTYPES[spec.type]
+        data[spec.name] = np.array(values, dtype=object) if kind is object else pd.array(values, dtype=kind)
     data[VERSION_COLUMN] = np.asarray(columns[-1], dtype="int64")
     index = pd.Index(fids, name="fid")
     frame = pd.DataFrame(data, index=index, columns=[*names, VERSION_COLUMN])
-    for spec in layer.fields:
-        if spec.type in ("string", "date"):
-            frame[spec.name] = frame[spec.name].astype(object)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=index, crs=STORAGE_CRS))
 
 
