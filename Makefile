@@ -1,18 +1,23 @@
-# Two commands do everything: `make run` and `make test`. Installs are idempotent (stamp files).
+# Two commands do everything: `make run` and `make test`. Every install step is idempotent:
+# stamp files and dpkg checks make a second run install nothing.
 PORT ?= 5000
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/translations/*/LC_MESSAGES/messages.po))
+ASSETS := node_modules/.stamp
+# headless Chromium and a CJK font for the browser tests (Debian packages)
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint bench system-packages clean
 
-run: $(VENV)/.stamp-app
+run: $(VENV)/.stamp-app $(ASSETS) $(CATALOGUES)
 	$(FLASK) geoapp init --demo --if-missing
 	@echo "geoapp: http://127.0.0.1:$(PORT)/  (the demo district is synthetic data)"
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.stamp-dev
+test: $(VENV)/.stamp-dev $(ASSETS) $(CATALOGUES) system-packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -21,8 +26,11 @@ lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(VENV)/.stamp-dev
+bench: $(VENV)/.stamp-dev $(ASSETS) $(CATALOGUES)
 	$(PY) -m bench
+
+system-packages:
+	scripts/apt-install.sh $(SYSTEM_PACKAGES)
 
 $(VENV)/.stamp-venv:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "geoapp needs Python 3.11"'
@@ -37,5 +45,14 @@ $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-app
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# Leaflet and its plugins from the npm registry, served by the app (no CDN at run time)
+$(ASSETS): package.json package-lock.json
+	command -v npm >/dev/null || scripts/apt-install.sh nodejs npm
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+%.mo: %.po $(VENV)/.stamp-app
+	$(VENV)/bin/pybabel compile -i $< -o $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(CATALOGUES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_compress import Compress
 
-from geoapp import config, errors
+from geoapp import config, errors, i18n, maps, security
 from geoapp.layers import Registry
 from geoapp.service import Service
 
@@ -22,13 +22,24 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     app.extensions["geoapp"] = Service(registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"])
+    try:
+        basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
+    except ValueError as exc:
+        raise errors.ConfigError(str(exc), parameter="GEOAPP_BASEMAP") from None
+    if basemap.kind == "tianditu" and not app.config["GEOAPP_TIANDITU_KEY"]:
+        raise errors.ConfigError("GEOAPP_BASEMAP=tianditu needs GEOAPP_TIANDITU_KEY", parameter="GEOAPP_TIANDITU_KEY")
+    app.extensions["geoapp.basemap"] = basemap
+    maps.configure_assets()
 
     Compress(app)
     errors.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app, basemap.origins)
 
-    from geoapp import api, cli
+    from geoapp import api, cli, pages
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
     cli.init_app(app)
     return app
 

@@ -29,6 +29,17 @@ SETTINGS = (
         "Projected CRS for metres when a store is created: auto (CGCS2000 Gauss-Kruger zone of the data, "
         "EPSG:4547 here; a UTM zone outside China) or an EPSG code.",
     ),
+    Setting(
+        "GEOAPP_BASEMAP",
+        "osm",
+        "Basemap tiles under the vector backdrop: none, osm, tianditu, amap (GCJ-02) or xyz:<URL template>.",
+    ),
+    Setting("GEOAPP_TIANDITU_KEY", "", "Tianditu key (tk); used by the server's tile proxy, never sent to a page."),
+    Setting(
+        "GEOAPP_TIANDITU_URL",
+        "https://t{s}.tianditu.gov.cn/{layer}_w/wmts",
+        "Tianditu WMTS endpoint the tile proxy asks ({s} is the server number 0-7, {layer} vec/cva/img/cia).",
+    ),
 )
 
 

@@ -53,15 +53,26 @@ class StoreError(GeoappError):
     code = "store_error"
 
 
+class ConfigError(GeoappError):
+    """A setting is invalid; the app refuses to start."""
+
+    code = "config_error"
+
+
 def init_app(app) -> None:
-    """Answer every error raised while serving a request as the JSON error shape."""
-    from flask import jsonify
+    """Answer every error raised while serving a request: the JSON error shape to API clients, a page to browsers."""
+    from flask import jsonify, render_template, request
     from werkzeug.exceptions import HTTPException
 
     def _respond(payload: dict, status: int):
-        response = jsonify(payload)
-        response.status_code = status
-        return response
+        wants_json = request.path.startswith("/api/") or (
+            request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+        )
+        if wants_json:
+            response = jsonify(payload)
+            response.status_code = status
+            return response
+        return render_template("error.html", status=status, error=payload["error"]), status
 
     @app.errorhandler(GeoappError)
     def _geoapp_error(exc: GeoappError):

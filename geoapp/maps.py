@@ -1,0 +1,338 @@
+"""Build the Folium maps every page shares, from the layer definitions. Flask-free.
+
+The map page carries no feature data of the operational layers: each layer is a folium
+``FeatureGroup`` that ``static/onemap.js`` fills from the query API for the current view, so
+the page stays small whatever the layer size. Only the small context layers (district
+boundary, roads) are embedded, as the vector backdrop that makes the map readable without
+tiles. Every value is handed to the browser as JSON inside the page's script (made safe for
+HTML with ``htmlsafe_json_dumps``) and drawn through DOM text, never as HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import folium
+import folium.plugins
+import numpy as np
+import orjson
+from branca.element import Figure, MacroElement
+from folium.elements import JSCSSMixin
+from jinja2 import Template
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
+from markupsafe import escape as _escape
+
+from geoapp.layers import GROUPS, Layer, Registry
+from geoapp.spatial import Snapshot
+
+VENDOR = "/static/vendor"
+STATIC = "/static"
+
+#: the npm packages served from /static/vendor (see package.json)
+VENDOR_PACKAGES = (
+    "@fortawesome/fontawesome-free",
+    "gcoord",
+    "leaflet",
+    "leaflet-groupedlayercontrol",
+    "leaflet.fullscreen",
+    "leaflet.locatecontrol",
+    "leaflet.markercluster",
+)
+
+BASEMAPS = ("none", "osm", "tianditu", "amap", "xyz:<url template>")
+
+
+@dataclass(frozen=True)
+class Tiles:
+    url: str
+    attribution: str
+    subdomains: str = "abc"
+    overlay: bool = False
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """The configured basemap: its tile layers, whether overlays need GCJ-02, and the hosts it loads from."""
+
+    kind: str
+    tiles: tuple[Tiles, ...] = ()
+    gcj02: bool = False
+    origins: tuple[str, ...] = field(default=())
+
+
+def basemap(setting: str) -> Basemap:
+    """Read ``GEOAPP_BASEMAP``; raise ``ValueError`` naming the allowed values."""
+    osm = "© OpenStreetMap contributors"
+    if setting == "none":
+        return Basemap("none")
+    if setting == "osm":
+        return Basemap(
+            "osm",
+            (Tiles("https://tile.openstreetmap.org/{z}/{x}/{y}.png", osm),),
+            origins=("https://tile.openstreetmap.org",),
+        )
+    if setting == "tianditu":
+        # served through the app, so that the key never reaches a page
+        return Basemap(
+            "tianditu",
+            (
+                Tiles("/tiles/tianditu/vec/{z}/{x}/{y}", "天地图 © 国家地理信息公共服务平台"),
+                Tiles("/tiles/tianditu/cva/{z}/{x}/{y}", "天地图", overlay=True),
+            ),
+        )
+    if setting == "amap":
+        return Basemap(
+            "amap",
+            (
+                Tiles(
+                    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",
+                    "© 高德地图 AutoNavi",
+                    subdomains="1234",
+                ),
+            ),
+            gcj02=True,
+            origins=("https://*.is.autonavi.com",),
+        )
+    if setting.startswith("xyz:"):
+        url = setting.removeprefix("xyz:")
+        if not url.startswith(("http://", "https://", "/")) or "{z}" not in url:
+            raise ValueError(f"GEOAPP_BASEMAP xyz: needs a URL template with {{z}}, {{x}}, {{y}}, not {url!r}")
+        origin = "/".join(url.split("/")[:3]) if url.startswith("http") else None
+        return Basemap("xyz", (Tiles(url, "", subdomains="abc"),), origins=(origin,) if origin else ())
+    raise ValueError(f"GEOAPP_BASEMAP must be one of {', '.join(BASEMAPS)}, not {setting!r}")
+
+
+def configure_assets() -> None:
+    """Point folium's classes at the assets the app serves, instead of public CDNs (once, at start-up)."""
+    folium.Map.default_js = [("leaflet", f"{VENDOR}/leaflet/dist/leaflet.js")]
+    folium.Map.default_css = [
+        ("leaflet_css", f"{VENDOR}/leaflet/dist/leaflet.css"),
+        ("fontawesome", f"{VENDOR}/@fortawesome/fontawesome-free/css/all.min.css"),
+    ]
+    folium.plugins.LocateControl.default_js = [
+        ("locate_js", f"{VENDOR}/leaflet.locatecontrol/dist/L.Control.Locate.min.js")
+    ]
+    folium.plugins.LocateControl.default_css = [
+        ("locate_css", f"{VENDOR}/leaflet.locatecontrol/dist/L.Control.Locate.min.css")
+    ]
+    folium.plugins.Fullscreen.default_js = [("fullscreen_js", f"{VENDOR}/leaflet.fullscreen/Control.FullScreen.js")]
+    folium.plugins.Fullscreen.default_css = [("fullscreen_css", f"{VENDOR}/leaflet.fullscreen/Control.FullScreen.css")]
+    folium.plugins.GroupedLayerControl.default_js = [
+        ("grouped_js", f"{VENDOR}/leaflet-groupedlayercontrol/dist/leaflet.groupedlayercontrol.min.js")
+    ]
+    folium.plugins.GroupedLayerControl.default_css = [
+        ("grouped_css", f"{VENDOR}/leaflet-groupedlayercontrol/dist/leaflet.groupedlayercontrol.min.css")
+    ]
+
+
+class _GeoappScript(JSCSSMixin, MacroElement):
+    """Calls ``geoapp.<function>(map, groups, config)`` from ``static/onemap.js`` with a JSON config."""
+
+    default_js = [
+        ("markercluster_js", f"{VENDOR}/leaflet.markercluster/dist/leaflet.markercluster.js"),
+        ("gcoord_js", f"{VENDOR}/gcoord/dist/gcoord.global.prod.js"),
+        ("onemap_js", f"{STATIC}/onemap.js"),
+    ]
+    default_css = [
+        ("markercluster_css", f"{VENDOR}/leaflet.markercluster/dist/MarkerCluster.css"),
+        ("markercluster_default_css", f"{VENDOR}/leaflet.markercluster/dist/MarkerCluster.Default.css"),
+    ]
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        geoapp.{{ this.function }}({{ this._parent.get_name() }}, {
+        {%- for layer_id, group in this.groups.items() %}
+            {{ layer_id|tojson }}: {{ group.get_name() }},
+        {%- endfor %}
+        }, {{ this.config }});
+        {% endmacro %}"""
+    )
+
+    def __init__(self, function: str, groups: Mapping[str, folium.FeatureGroup], config: dict):
+        super().__init__()
+        self._name = "GeoappScript"
+        self.function = function
+        self.groups = dict(groups)
+        self.config = Markup(_htmlsafe_json(config))
+
+
+def _htmlsafe_json(value) -> str:
+    return str(htmlsafe_json_dumps(value, dumps=lambda v, **_: orjson.dumps(v).decode()))
+
+
+def _kind(layer: Layer) -> str:
+    types = {t.removeprefix("Multi") for t in layer.geometry}
+    return "point" if types == {"Point"} else "line" if types == {"LineString"} else "area"
+
+
+def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str]) -> dict:
+    """What the browser needs to draw and describe a layer, in one language."""
+    style_field = layer.style_field
+    colours, legend = {}, {}
+    if style_field:
+        for choice in layer.field(style_field).values:
+            colours[choice.value] = choice.color
+            legend[choice.label(lang)] = choice.color
+    visible = layer.visible_fields(internal)
+    names = {f.name for f in visible}
+    return {
+        "id": layer.id,
+        "title": layer.title(lang),
+        "group": GROUPS[layer.group][lang],
+        "kind": _kind(layer),
+        "titleField": layer.title_field,
+        "styleField": style_field,
+        "colours": colours,
+        "legend": legend,
+        "style": layer.style.model_dump(),
+        "popup": [name for name in layer.popup if name in names],
+        "fields": [
+            {
+                "name": f.name,
+                "label": f.label(lang),
+                "type": f.type,
+                "unit": f.unit,
+                "yes": yes_no[0],
+                "no": yes_no[1],
+                "values": None if f.values is None else [{"value": c.value, "label": c.label(lang)} for c in f.values],
+            }
+            for f in visible
+        ],
+    }
+
+
+def _context(registry: Registry, snapshots: Mapping[str, Snapshot], lang: str) -> list[dict]:
+    out = []
+    for layer in registry:
+        if not layer.context:
+            continue
+        snap = snapshots[layer.id]
+        features = [b"%s}}" % f for f in snap.features_json(np.arange(len(snap)), internal=False)]
+        geojson = orjson.loads(b'{"type":"FeatureCollection","features":[%s]}' % b",".join(features))
+        config = layer_config(layer, lang, False, ("", ""))
+        out.append({**config, "geojson": geojson})
+    return out
+
+
+def _base(
+    basemap_: Basemap,
+    center: tuple[float, float],
+    zoom: int,
+    height: str,
+) -> folium.Map:
+    m = folium.Map(
+        location=[center[1], center[0]],
+        zoom_start=zoom,
+        tiles=None,
+        prefer_canvas=True,
+        zoom_control=False,
+        control_scale=False,
+        max_zoom=19,
+        height=height,
+    )
+    m.options["max_zoom"] = 19
+    for tiles in basemap_.tiles:
+        folium.TileLayer(
+            tiles=tiles.url,
+            attr=tiles.attribution,
+            name=basemap_.kind,
+            overlay=tiles.overlay,
+            control=False,
+            subdomains=tiles.subdomains,
+            max_zoom=19,
+        ).add_to(m)
+    return m
+
+
+def one_map(
+    registry: Registry,
+    snapshots: Mapping[str, Snapshot],
+    *,
+    lang: str,
+    internal: bool,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    urls: Mapping[str, str],
+    extent: list[float] | None,
+    focus: tuple[float, float, int] | None = None,
+) -> folium.Map:
+    """The one map: every layer in a grouped layer control, filled by the browser from the API."""
+    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
+    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
+    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
+        m
+    )
+    folium.plugins.LocateControl(
+        position="topleft",
+        strings={"title": text["locate"], "popup": text["locatePopup"]},
+        icon="fa-solid fa-location-crosshairs",
+        flyTo=True,
+    ).add_to(m)
+    groups: dict[str, folium.FeatureGroup] = {}
+    by_group: dict[str, list[folium.FeatureGroup]] = {}
+    for layer in reversed(list(registry)):  # the layer control lists the top layer first
+        if layer.context:
+            continue
+        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True)
+        group.add_to(m)
+        groups[layer.id] = group
+        by_group.setdefault(GROUPS[layer.group][lang], []).append(group)
+    ordered = {GROUPS[g][lang]: by_group[GROUPS[g][lang]] for g in GROUPS if GROUPS[g][lang] in by_group}
+    folium.plugins.GroupedLayerControl(ordered, exclusive_groups=False, collapsed=False, position="topright").add_to(m)
+    yes_no = (text["yes"], text["no"])
+    config = {
+        "lang": lang,
+        "api": urls["api"],
+        "featurePage": urls["features"],
+        "limit": 10_000,
+        "gcj02": basemap_.gcj02,
+        "bounds": [minx, miny, maxx, maxy] if focus is None else None,
+        "focus": list(focus) if focus else None,
+        "context": _context(registry, snapshots, lang),
+        "layers": [layer_config(registry[i], lang, internal, yes_no) for i in reversed(list(groups))],
+        "text": dict(text),
+    }
+    _GeoappScript("onemap", groups, config).add_to(m)
+    return m
+
+
+def feature_map(
+    registry: Registry,
+    snapshots: Mapping[str, Snapshot],
+    layer: Layer,
+    feature_geojson: dict,
+    *,
+    center: tuple[float, float],
+    lang: str,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+) -> folium.Map:
+    """A small map centred on one feature, for its archive page."""
+    m = _base(basemap_, center, 16, "360px")
+    config = {
+        "lang": lang,
+        "gcj02": basemap_.gcj02,
+        "context": _context(registry, snapshots, lang),
+        "feature": {"layer": layer_config(layer, lang, False, ("", "")), "geojson": feature_geojson},
+        "text": dict(text),
+    }
+    _GeoappScript("featuremap", {}, config).add_to(m)
+    return m
+
+
+@dataclass(frozen=True)
+class RenderedMap:
+    header: Markup
+    html: Markup
+    script: Markup
+
+
+def render(m: folium.Map, nonce: str) -> RenderedMap:
+    """The map's head, body and script, with the CSP nonce on every script element."""
+    root: Figure = m.get_root()
+    root.render()
+    attribute = f'<script nonce="{_escape(nonce)}"'
+    header = root.header.render().replace("<script", attribute)
+    return RenderedMap(Markup(header), Markup(root.html.render()), Markup(root.script.render()))

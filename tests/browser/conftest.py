@@ -1,0 +1,179 @@
+"""Browser fixtures: the app served by gunicorn on 127.0.0.1 and Debian's headless Chromium driven by Playwright.
+
+Nothing may leave 127.0.0.1: any other request is aborted and recorded, and the tests assert none was made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import shapely
+from playwright.sync_api import sync_playwright
+
+from geoapp.config import PROJECT_ROOT
+from geoapp.store import open_store
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# values that would run script if any page put them into HTML or a template literal
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">'
+HOSTILE_ROAD = "${window.__pwned=2}"
+HOSTILE_CONTEXT = "</script><script>window.__pwned=3</script>"
+HOSTILE_POINT = (113.3005, 33.7305)
+# the map is ready when every layer has been fetched for the view and drawn
+READY = (
+    "() => window.geoapp && window.geoapp.state"
+    " && Object.values(window.geoapp.state.layers).every(l => l.requests > 0 && !l.loading)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
+    """The demo district plus features whose names try to run script, in an embedded and a fetched layer."""
+    path = tmp_path_factory.mktemp("browser") / "hostile.gpkg"
+    shutil.copy(demo_gpkg, path)
+    store = open_store(registry, str(path))
+    point = store.insert(
+        "waterlogging_points",
+        {"name": HOSTILE_NAME, "road": HOSTILE_ROAD, "status": "dangerous", "notes": HOSTILE_NAME},
+        shapely.Point(*HOSTILE_POINT),
+    )
+    store.insert(
+        "roads", {"name": HOSTILE_CONTEXT, "kind": "branch"}, shapely.LineString([(113.299, 33.729), (113.302, 33.729)])
+    )
+    store.close()
+    return path, point.fid
+
+
+def serve(database: Path, log: Path, **settings: str):
+    """Start gunicorn on a free port; return (process, base URL) once it answers."""
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "GEOAPP_DATABASE": str(database), "GEOAPP_WORKERS": "1", **settings}
+    out = open(log, "w")  # noqa: SIM115 - owned by the process, closed by stop()
+    proc = subprocess.Popen(
+        [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/layers", timeout=2)
+            return proc, base
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+
+
+def stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def live_server(hostile_gpkg, tmp_path_factory):
+    path, _ = hostile_gpkg
+    proc, base = serve(path, tmp_path_factory.mktemp("logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
+    yield base
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors, page errors, dialogs, and requests that left 127.0.0.1."""
+
+    page: object
+    console_errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def screenshot(self, directory: Path, name: str) -> Path:
+        path = directory / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def watch(context, allow_outside: tuple[str, ...] = ()) -> Watched:
+    page = context.new_page()
+    watched = Watched(page)
+
+    def route(route):
+        url = route.request.url
+        if url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            watched.outside.append(url)
+            if url.startswith(allow_outside):
+                route.fulfill(status=200, content_type="image/png", body=_BLANK_PNG)
+            else:
+                route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and watched.console_errors.append(m.text))
+    page.on("pageerror", lambda e: watched.console_errors.append(str(e)))
+    page.on("request", lambda r: watched.requests.append(r.url))
+
+    def on_dialog(dialog):
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return watched
+
+
+_BLANK_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def zh(browser):
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 860})
+    yield watch(context)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory):
+    """Screenshots go here (the pytest temp dir), to be looked at."""
+    return tmp_path_factory.mktemp("screenshots")

@@ -1,0 +1,193 @@
+"""The one map in headless Chromium: offline, every layer drawn, popups, language, escaping, refetch on move."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD, READY
+
+
+def _api(base: str, path: str):
+    with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+def _open(watched, url: str):
+    page = watched.page
+    page.goto(url)
+    page.wait_for_function(READY)
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def _drawn(page) -> dict[str, int]:
+    return page.evaluate(
+        "() => Object.fromEntries(Object.entries(window.geoapp.state.layers)"
+        ".map(([id, l]) => [id, l.target.getLayers().length]))"
+    )
+
+
+def _click_feature(page, lon: float, lat: float) -> None:
+    """Click where a lon/lat is drawn on the map."""
+    x, y = page.evaluate(
+        "([lon, lat]) => { const m = window.geoapp.state.map; const p = m.latLngToContainerPoint([lat, lon]);"
+        " const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+        [lon, lat],
+    )
+    page.mouse.click(x, y)
+
+
+def test_the_one_map_loads_offline_in_chinese_with_every_layer(live_server, zh, shots, registry):
+    page = _open(zh, f"{live_server}/")
+    zh.screenshot(shots, "onemap-zh")
+    assert zh.outside == [], "requests left 127.0.0.1"
+    assert zh.console_errors == []
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.title() == "一张图 · 城管一张图"
+    control = page.locator(".leaflet-control-layers").inner_text()
+    for group in ("防汛", "围挡与道路", "供暖", "部件", "底图"):
+        assert group in control
+    assert "图例" in page.locator(".geoapp-legend").inner_text()
+    assert "演示数据" in page.locator(".geoapp-demo-badge").inner_text()
+
+    # every operational layer draws all its features in the demo view (the whole district)
+    listed = {layer["id"]: layer["count"] for layer in _api(live_server, "/api/layers")["layers"]}
+    drawn = _drawn(page)
+    expected = {layer.id: listed[layer.id] for layer in registry if not layer.context}
+    assert drawn == expected
+    assert drawn["waterlogging_points"] == 7 and drawn["construction_hoardings"] == 43
+    # the vector backdrop (boundary, roads, railway) is drawn with no tiles at all
+    assert page.evaluate("() => document.querySelectorAll('.leaflet-tile').length") == 0
+    assert page.locator(".leaflet-control-scale").count() == 1
+
+
+def test_popup_shows_hostile_names_as_text_and_runs_nothing(live_server, zh, shots):
+    page = _open(zh, f"{live_server}/?focus={HOSTILE_POINT[0]},{HOSTILE_POINT[1]}")
+    _click_feature(page, *HOSTILE_POINT)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    zh.screenshot(shots, "popup-hostile")
+    assert popup.locator("h3").inner_text() == HOSTILE_NAME
+    assert HOSTILE_ROAD in popup.inner_text()
+    assert "危险积水" in popup.inner_text()  # the status label, not its code
+    assert popup.locator("img").count() == 0
+    assert "备注" not in popup.inner_text()  # internal fields stay out of the public popup
+    assert popup.locator("a.geoapp-archive-link").get_attribute("href").startswith("/features/waterlogging_points/")
+    # the tooltip, the embedded road name and the popup all ran nothing
+    page.mouse.move(10, 10)
+    assert page.evaluate("() => window.__pwned") is None
+    assert zh.dialogs == [] and zh.console_errors == []
+    roads = page.evaluate(
+        "() => { const names = [];"
+        " window.geoapp.state.map.eachLayer(l => l.feature && names.push(l.feature.properties.name)); return names; }"
+    )
+    assert HOSTILE_CONTEXT in roads
+
+
+def test_archive_page_escapes_values_and_links_back(live_server, zh, shots, hostile_gpkg):
+    _, fid = hostile_gpkg
+    page = zh.page
+    page.goto(f"{live_server}/features/waterlogging_points/{fid}")
+    page.wait_for_function("() => window.geoapp && window.geoapp.state && window.geoapp.state.shape")
+    zh.screenshot(shots, "archive-hostile")
+    assert page.locator("h1").inner_text() == HOSTILE_NAME
+    assert HOSTILE_ROAD in page.locator(".geoapp-archive-fields").inner_text()
+    assert page.locator(".geoapp-archive-fields img").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    assert zh.dialogs == [] and zh.console_errors == [] and zh.outside == []
+    permalink = page.locator(".geoapp-permalink a").get_attribute("href")
+    assert permalink == f"{live_server}/features/waterlogging_points/{fid}"
+    page.locator(".geoapp-crumbs a").click()
+    page.wait_for_function(READY)
+    centre = page.evaluate("() => window.geoapp.state.map.getCenter()")
+    assert centre["lng"] == pytest.approx(HOSTILE_POINT[0], abs=1e-4)
+    assert centre["lat"] == pytest.approx(HOSTILE_POINT[1], abs=1e-4)
+
+
+def test_language_switch_changes_the_ui_and_is_remembered(live_server, zh, shots):
+    page = _open(zh, f"{live_server}/")
+    page.get_by_role("link", name="English").click()
+    page.wait_for_function(READY)
+    zh.screenshot(shots, "onemap-en")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.title() == "One Map · City Management One Map"
+    control = page.locator(".leaflet-control-layers").inner_text()
+    assert "Flood control" in control and "Waterlogging points" in control and "防汛" not in control
+    assert page.locator(".geoapp-legend h4").inner_text() == "Legend"
+    assert page.locator(".geoapp-search input").get_attribute("placeholder") == "Find by name or code"
+    # remembered: the next visit without ?lang is still in English
+    page.goto(f"{live_server}/")
+    page.wait_for_function(READY)
+    assert page.locator(".geoapp-legend h4").inner_text() == "Legend"
+    page.get_by_role("link", name="中文").click()
+    page.wait_for_function(READY)
+    assert page.locator(".geoapp-legend h4").inner_text() == "图例"
+    assert zh.console_errors == [] and zh.outside == []
+
+
+def test_english_from_the_browser_language(browser, live_server, shots):
+    from conftest import watch
+
+    context = browser.new_context(locale="en-GB")
+    watched = watch(context)
+    page = _open(watched, f"{live_server}/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator(".geoapp-demo-badge").inner_text() == "Demo data: synthetic, not real"
+    context.close()
+
+
+def test_moving_the_view_fetches_new_data(live_server, zh, shots):
+    page = _open(zh, f"{live_server}/")
+    before = len([u for u in zh.requests if "/features?" in u])
+    assert (
+        page.evaluate("() => window.geoapp.state.layers.manhole_covers.requests") == 1
+    )  # one fetch per layer to start
+    page.evaluate("() => { window.geoapp.state.map.setView([33.7305, 113.3005], 18); }")
+    page.wait_for_function(
+        "() => window.geoapp.state.layers.manhole_covers.requests == 2"
+        " && Object.values(window.geoapp.state.layers).every(l => !l.loading)"
+    )
+    page.wait_for_load_state("networkidle")
+    zh.screenshot(shots, "zoomed-in")
+    fetched = [u for u in zh.requests if "/api/layers/manhole_covers/features?" in u]
+    assert len([u for u in zh.requests if "/features?" in u]) > before
+    bbox = parse_qs(urlsplit(fetched[-1]).query)["bbox"][0]
+    expected = _api(live_server, f"/api/layers/manhole_covers/features?bbox={bbox}&limit=10000")["numberReturned"]
+    drawn = _drawn(page)["manhole_covers"]
+    assert drawn == expected < 950
+    minx, miny, maxx, maxy = map(float, bbox.split(","))
+    assert minx < HOSTILE_POINT[0] < maxx and miny < HOSTILE_POINT[1] < maxy
+    assert maxx - minx < 0.02
+
+
+def test_search_finds_a_feature_by_name_and_opens_it(live_server, zh, shots):
+    page = _open(zh, f"{live_server}/")
+    page.locator(".geoapp-search input").fill("湛南路")
+    first = page.locator(".geoapp-search-results li").first
+    first.wait_for()
+    title = first.locator(".geoapp-search-title").inner_text()
+    assert "湛南路" in title
+    first.click()
+    popup = page.locator(".leaflet-popup-content h3")
+    popup.wait_for(timeout=10_000)
+    zh.screenshot(shots, "search")
+    assert popup.inner_text() == title
+    assert zh.console_errors == [] and zh.outside == []
+
+
+def test_measure_tool_reports_metres(live_server, zh):
+    page = _open(zh, f"{live_server}/")
+    page.locator(".geoapp-measure-button").click()
+    a, b = (113.29, 33.725), (113.30, 33.725)
+    _click_feature(page, *a)
+    _click_feature(page, *b)
+    text = page.locator(".geoapp-measure-readout").inner_text()
+    metres = float(text.split(":")[1].split("m")[0].replace("k", "").strip())
+    metres = metres * 1000 if " km" in text else metres
+    from pyproj import Geod
+
+    geodesic = Geod(ellps="WGS84").inv(*a, *b)[2]
+    assert metres == pytest.approx(geodesic, rel=0.005)

@@ -1,0 +1,301 @@
+"""The map pages as served: local assets only, CSP nonces, headers, basemaps, the tile proxy, languages."""
+
+from __future__ import annotations
+
+import re
+import threading
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import folium
+import folium.plugins
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from geoapp import create_app, maps
+from geoapp.config import PROJECT_ROOT
+from geoapp.errors import ConfigError
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+class Resources(HTMLParser):
+    """Collects what a page loads: scripts (with their nonces), stylesheets, images."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads: list[str] = []
+        self.scripts: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self.scripts.append(attrs)
+            if attrs.get("src"):
+                self.loads.append(attrs["src"])
+        elif tag == "link" and attrs.get("href"):
+            self.loads.append(attrs["href"])
+        elif tag in ("img", "iframe", "source") and attrs.get("src"):
+            self.loads.append(attrs["src"])
+
+
+def _resources(html: str) -> Resources:
+    parser = Resources()
+    parser.feed(html)
+    return parser
+
+
+def _app(database, **settings):
+    return create_app({"TESTING": True, "GEOAPP_DATABASE": str(database), **settings})
+
+
+@pytest.mark.parametrize(
+    ("basemap", "allowed"),
+    [
+        ("none", ()),
+        ("osm", ("https://tile.openstreetmap.org/",)),
+        ("amap", ("https://webrd0{s}.is.autonavi.com/",)),
+        ("xyz:https://tiles.intranet.example/{z}/{x}/{y}.png", ("https://tiles.intranet.example/",)),
+    ],
+)
+def test_pages_load_nothing_but_local_assets_and_the_basemap_tiles(database, basemap, allowed):
+    client = _app(database, GEOAPP_BASEMAP=basemap).test_client()
+    for path in ("/", "/features/manhole_covers/1", "/?lang=en"):
+        html = client.get(path).get_data(as_text=True)
+        loads = _resources(html).loads
+        assert loads and all(url.startswith("/") and not url.startswith("//") for url in loads), loads
+        external = set(re.findall(r"https?://[^\s\"'<>)\\]+", html))
+        own = "http://localhost/"  # the app's own origin (the archive page's permanent link)
+        assert {url for url in external if not url.startswith((*allowed, own))} == set()
+
+
+def test_every_local_asset_and_what_its_css_needs_is_served(client):
+    html = client.get("/").get_data(as_text=True)
+    seen = set()
+    for url in _resources(html).loads:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        seen.add(url)
+        if url.endswith(".css"):
+            for ref in re.findall(r"url\(['\"]?([^'\")]+)['\"]?\)", response.get_data(as_text=True)):
+                if ref.startswith("data:"):
+                    continue
+                target = urlsplit(urljoin(url, ref)).path
+                assert client.get(target).status_code == 200, f"{url} needs {target}"
+                seen.add(target)
+    assert any("webfonts" in url for url in seen)  # Font Awesome's font files, not just its CSS
+    assert client.get("/static/vendor/leaflet/../../package.json").status_code == 404
+    assert client.get("/static/vendor/left-pad/index.js").status_code == 404
+
+
+def test_every_script_carries_this_requests_csp_nonce(client):
+    first, second = client.get("/"), client.get("/features/waterlogging_points/1")
+    for response in (first, second):
+        csp = response.headers["Content-Security-Policy"]
+        nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+        scripts = _resources(response.get_data(as_text=True)).scripts
+        assert scripts and all(s.get("nonce") == nonce for s in scripts)
+        script_src = re.search(r"script-src ([^;]+)", csp).group(1)
+        assert "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
+        assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert re.search(r"nonce-([^']+)", first.headers["Content-Security-Policy"]).group(1) != re.search(
+        r"nonce-([^']+)", second.headers["Content-Security-Policy"]
+    ).group(1)
+    assert client.get("/api/layers").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_hostile_context_values_cannot_close_the_script(database, registry):
+    from geoapp.store import open_store
+
+    store = open_store(registry, str(database))
+    import shapely
+
+    store.insert(
+        "roads",
+        {"name": "</script><script>alert(1)</script>", "kind": "branch"},
+        shapely.LineString([(113.30, 33.73), (113.301, 33.73)]),
+    )
+    store.close()
+    html = _app(database, GEOAPP_BASEMAP="none").test_client().get("/").get_data(as_text=True)
+    assert "</script><script>alert(1)" not in html
+    assert "\\u003c/script\\u003e\\u003cscript\\u003ealert(1)" in html
+
+
+def test_the_map_is_built_from_the_layer_definitions(app, registry):
+    with app.test_request_context("/"):
+        engine = app.extensions["geoapp"].engine
+        snapshots = {layer.id: engine.snapshot(layer.id) for layer in registry if layer.context}
+        m = maps.one_map(
+            registry,
+            snapshots,
+            lang="zh",
+            internal=False,
+            basemap_=maps.basemap("none"),
+            text={k: k for k in ("fullscreen", "exitFullscreen", "locate", "locatePopup", "yes", "no")},
+            urls={"api": "/api", "features": "/features/"},
+            extent=snapshots["district_boundary"].extent,
+        )
+    children = list(m._children.values())
+    groups = [c for c in children if isinstance(c, folium.FeatureGroup)]
+    assert {g.layer_name for g in groups} == {layer.title.zh for layer in registry if not layer.context}
+    control = next(c for c in children if isinstance(c, folium.plugins.GroupedLayerControl))
+    assert list(control.grouped_overlays) == ["防汛", "围挡与道路", "供暖", "部件", "底图"]
+    assert list(control.grouped_overlays["防汛"]) == ["积水点", "下穿式涵洞", "地下空间"]
+    assert any(isinstance(c, folium.plugins.LocateControl) for c in children)
+    assert any(isinstance(c, folium.plugins.Fullscreen) for c in children)
+    assert m.options["prefer_canvas"] is True
+    assert not [c for c in children if isinstance(c, folium.TileLayer)]  # basemap none: the vector backdrop only
+    script = next(c for c in children if type(c).__name__ == "_GeoappScript")
+    import json
+
+    config = json.loads(str(script.config))
+    layers = {layer["id"]: layer for layer in config["layers"]}
+    assert layers["manhole_covers"]["style"]["cluster"] is True
+    assert layers["construction_hoardings"]["legend"] == {
+        "待整治": "#c62828",
+        "整治中": "#f9a825",
+        "已整治": "#2e7d32",
+        "未停工": "#6d4c41",
+    }
+    assert "contractor" not in layers["construction_hoardings"]["popup"]
+    assert {c["id"] for c in config["context"]} == {"district_boundary", "roads"}
+    assert config["context"][0]["geojson"]["features"]
+
+
+def test_page_size_stays_flat_when_a_layer_grows(tmp_path, registry, demo_data):
+    import geopandas as gpd
+    import numpy as np
+
+    from geoapp.store import create_store
+
+    sizes = {}
+    for n in (1_000, 100_000):
+        rng = np.random.default_rng(n)
+        covers = gpd.GeoDataFrame(
+            {"code": [f"4199010101{i:06d}" for i in range(n)], "kind": "storm", "status": "fixed"},
+            geometry=gpd.points_from_xy(rng.uniform(113.28, 113.32, n), rng.uniform(33.71, 33.75, n)),
+            crs="EPSG:4326",
+        )
+        data = {**demo_data, "manhole_covers": covers}
+        path = tmp_path / f"{n}.gpkg"
+        create_store(registry, str(path), data).close()
+        sizes[n] = len(_app(path, GEOAPP_BASEMAP="none").test_client().get("/").data)
+    assert sizes[100_000] < 300_000
+    assert abs(sizes[100_000] - sizes[1_000]) < 2_000
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    seen: list[str] = []
+    status = 200
+
+    def do_GET(self):
+        type(self).seen.append(self.path)
+        self.send_response(self.status)
+        self.send_header("Content-Type", "image/png" if self.status == 200 else "text/plain")
+        self.end_headers()
+        self.wfile.write(PNG if self.status == 200 else b"no")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Upstream.seen, _Upstream.status = [], 200
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_tianditu_tiles_come_through_the_app_and_the_key_stays_on_the_server(database, upstream):
+    key = "tk-secret-0123456789"
+    app = _app(
+        database,
+        GEOAPP_BASEMAP="tianditu",
+        GEOAPP_TIANDITU_KEY=key,
+        GEOAPP_TIANDITU_URL=upstream + "/{layer}_w/wmts?server={s}",
+    )
+    client = app.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert key not in page
+    assert "/tiles/tianditu/vec/{z}/{x}/{y}" in page and "/tiles/tianditu/cva/{z}/{x}/{y}" in page
+    tile = client.get("/tiles/tianditu/vec/3/6/2")
+    assert tile.status_code == 200 and tile.mimetype == "image/png" and tile.data == PNG
+    asked = urlsplit(_Upstream.seen[-1])
+    query = parse_qs(asked.query)
+    assert asked.path == "/vec_w/wmts"
+    assert query["tk"] == [key] and query["TILEMATRIX"] == ["3"] and query["TILECOL"] == ["6"]
+    assert query["TILEROW"] == ["2"] and query["TILEMATRIXSET"] == ["w"]
+    assert client.get("/tiles/tianditu/xyz/3/6/2").status_code == 400
+    assert client.get("/tiles/tianditu/vec/3/9/2").status_code == 400
+    _Upstream.status = 500
+    failed = client.get("/tiles/tianditu/vec/3/6/2", headers={"Accept": "application/json"})
+    assert failed.status_code == 502 and key not in failed.get_data(as_text=True)
+
+
+def test_tile_proxy_is_off_for_other_basemaps(client):
+    assert client.get("/tiles/tianditu/vec/3/6/2").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"GEOAPP_BASEMAP": "bing"}, "none, osm, tianditu, amap, xyz:<url template>"),
+        ({"GEOAPP_BASEMAP": "xyz:ftp://x"}, "URL template"),
+        ({"GEOAPP_BASEMAP": "tianditu"}, "GEOAPP_TIANDITU_KEY"),
+    ],
+)
+def test_bad_basemap_settings_stop_the_app(database, settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _app(database, **settings)
+
+
+def test_language_from_parameter_cookie_and_browser(client):
+    assert "<title>一张图 · 城管一张图</title>" in client.get("/").get_data(as_text=True)
+    english = client.get("/", headers={"Accept-Language": "en-US,en;q=0.9"}).get_data(as_text=True)
+    assert "<title>One Map · City Management One Map</title>" in english and 'lang="en"' in english
+    chosen = client.get("/?lang=en", headers={"Accept-Language": "zh-CN"})
+    assert "lang=en" in chosen.headers["Set-Cookie"]
+    assert "One Map" in client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    bad = client.get("/?lang=fr")
+    assert bad.status_code == 400 and "zh, en" in bad.get_data(as_text=True)
+
+
+def test_feature_page_shows_labels_and_refuses_unknown_features(client):
+    page = client.get("/features/construction_hoardings/1?lang=zh").get_data(as_text=True)
+    assert "责任单位" in page and "永久链接" in page
+    assert "contractor" not in page and "施工单位" not in page  # internal field, public page
+    english = client.get("/features/construction_hoardings/1?lang=en").get_data(as_text=True)
+    assert "Responsible agency" in english and "责任单位" not in english
+    missing = client.get("/features/construction_hoardings/99999")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert client.get("/features/lakes/1").status_code == 404
+
+
+def test_the_chinese_catalogue_translates_every_message():
+    with open(PROJECT_ROOT / "geoapp/translations/zh/LC_MESSAGES/messages.po", "rb") as f:
+        catalogue = read_po(f)
+    method_map = [("geoapp/**.py", "python"), ("templates/**.html", "jinja2")]
+    found = {
+        message
+        for _, _, message, _, _ in extract_from_dir(PROJECT_ROOT, method_map, keywords={"_": None, "gettext": None})
+        if isinstance(message, str)
+    }
+    missing = sorted(m for m in found if not (catalogue.get(m) and catalogue.get(m).string))
+    assert found and missing == []
+
+
+def test_no_asset_is_committed_as_a_copy():
+    vendored = [p for p in (PROJECT_ROOT / "geoapp/static").rglob("*") if p.suffix in (".js", ".css")]
+    assert {p.name for p in vendored} == {"onemap.js", "onemap.css"}
+    assert not (Path(PROJECT_ROOT) / "geoapp/static/vendor").exists()
