@@ -36,8 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app, basemap.origins)
 
-    from geoapp import api, cli, pages
+    from geoapp import api, auth, cli, pages
 
+    auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     cli.init_app(app)

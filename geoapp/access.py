@@ -6,5 +6,6 @@ from flask import g
 
 
 def staff() -> bool:
-    """Whether the caller may see internal fields: only signed-in staff, never the public."""
-    return getattr(g, "user", None) is not None
+    """Whether the caller may see internal fields: signed-in staff roles, never the public or a sensor."""
+    user = g.get("user")
+    return user is not None and user.staff

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import asdict
 from urllib.parse import urlencode
 
 import orjson
+import shapely.geometry
 from flask import Blueprint, Response, request, url_for
 
-from geoapp import GEOJSON, report, service
+from geoapp import GEOJSON, auth, editing, report, service
 from geoapp.access import staff
 from geoapp.errors import InvalidParameter, NotFound
 from geoapp.layers import GROUPS, FieldDef, Layer
 from geoapp.params import features_request, parse_int
 from geoapp.spatial import Result
+from geoapp.store import Feature
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -143,6 +146,123 @@ def feature(layer_id: str, fid: str):
     response = Response(body + b"}}", mimetype=GEOJSON)
     response.set_etag(f"{layer_id}-{fid}-{snap.version}-{int(internal)}")
     return response.make_conditional(request)
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request body must be a JSON object", parameter="body")
+    return body
+
+
+def _feature_response(feature: Feature, status: int = 200) -> Response:
+    """A changed feature as GeoJSON (what the caller may see), with its new version as the ETag."""
+    layer = service().registry[feature.layer]
+    visible = {f.name for f in layer.visible_fields(staff())}
+    payload = {
+        "type": "Feature",
+        "id": feature.fid,
+        "version": feature.version,
+        "geometry": shapely.geometry.mapping(feature.geometry),
+        "properties": {k: v for k, v in feature.properties.items() if k in visible},
+    }
+    response = _json(payload, status, GEOJSON)
+    response.set_etag(str(feature.version))
+    return response
+
+
+def _properties(body: dict) -> dict:
+    props = body.get("properties", {})
+    if not isinstance(props, dict):
+        raise InvalidParameter("properties must be a JSON object of field values", parameter="properties")
+    return props
+
+
+@bp.post("/layers/<layer_id>/features")
+def create_feature(layer_id: str):
+    """Add a feature: a GeoJSON Feature with the layer's fields as properties."""
+    svc = service()
+    layer = svc.engine.layer(layer_id)
+    auth.require_edit(layer)
+    body = _body()
+    geometry = editing.parse_geometry(body.get("geometry"))
+    editing.check_inside_district(svc.engine, geometry)
+    feature = svc.store.insert(layer_id, _properties(body), geometry, actor=auth.actor())
+    response = _feature_response(feature, 201)
+    response.headers["Location"] = url_for("api.feature", layer_id=layer_id, fid=feature.fid)
+    return response
+
+
+@bp.patch("/layers/<layer_id>/features/<int:fid>")
+def update_feature(layer_id: str, fid: int):
+    """Change fields and/or the geometry of the version the caller read (If-Match or ``version``)."""
+    svc = service()
+    layer = svc.engine.layer(layer_id)
+    auth.require_edit(layer)
+    body = _body()
+    version = editing.expected_version(request.headers.get("If-Match"), body)
+    geometry = None
+    if body.get("geometry") is not None:
+        geometry = editing.parse_geometry(body["geometry"])
+        editing.check_inside_district(svc.engine, geometry)
+    unknown = sorted(set(body) - {"type", "id", "properties", "geometry", "version"})
+    if unknown:
+        raise InvalidParameter(f"unknown member {unknown[0]!r}; allowed: properties, geometry, version", unknown[0])
+    feature = svc.store.update(layer_id, fid, _properties(body), geometry, expected_version=version, actor=auth.actor())
+    return _feature_response(feature)
+
+
+@bp.delete("/layers/<layer_id>/features/<int:fid>")
+def delete_feature(layer_id: str, fid: int):
+    """Remove a feature (kept, so that an admin can restore it)."""
+    svc = service()
+    layer = svc.engine.layer(layer_id)
+    auth.require_edit(layer)
+    body = request.get_json(silent=True) or {}
+    version = editing.expected_version(request.headers.get("If-Match"), body if isinstance(body, dict) else {})
+    svc.store.delete(layer_id, fid, expected_version=version, actor=auth.actor())
+    return Response(status=204)
+
+
+@bp.post("/layers/<layer_id>/features/<int:fid>/restore")
+@auth.require_role("admin")
+def restore_feature(layer_id: str, fid: int):
+    svc = service()
+    svc.engine.layer(layer_id)
+    return _feature_response(svc.store.restore(layer_id, fid, actor=auth.actor()))
+
+
+@bp.get("/layers/<layer_id>/features/<int:fid>/history")
+@auth.require_role()
+def feature_history(layer_id: str, fid: int):
+    """Who changed the feature when, field by field (staff only)."""
+    svc = service()
+    svc.engine.layer(layer_id)
+    entries = svc.store.history(layer_id, fid)
+    if not entries and svc.store.get(layer_id, fid) is None:
+        raise NotFound(f"no feature {fid} in layer {layer_id}", parameter="fid")
+    return _json({"layer": layer_id, "id": fid, "history": [asdict(e) for e in entries]})
+
+
+@bp.get("/deleted")
+@auth.require_role("admin")
+def deleted_features():
+    rows = service().store.deleted()
+    return _json(
+        {
+            "deleted": [
+                {
+                    "layer": d.feature.layer,
+                    "id": d.feature.fid,
+                    "version": d.feature.version,
+                    "deleted_at": d.deleted_at,
+                    "deleted_by": d.deleted_by,
+                    "properties": d.feature.properties,
+                }
+                for d in rows
+            ]
+        }
+    )
 
 
 @bp.get("/search")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import json
+import sys
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from geoapp import report, service
+from geoapp import accounts, report, service
 from geoapp.errors import GeoappError
+from geoapp.store.base import Actor
+
+CLI = Actor("cli", "cli")
+ADMIN_HINT = "flask --app wsgi geoapp user add NAME --role admin"
 
 geoapp_cli = AppGroup("geoapp", help="Manage the one-map store.")
 
@@ -31,6 +39,7 @@ def init_command(demo: bool, force: bool, if_missing: bool) -> None:
     svc = service()
     if if_missing and Path(svc.database).exists():
         click.echo(f"store exists: {svc.database}")
+        _admin_hint()
         return
     data = None
     if demo:
@@ -44,6 +53,12 @@ def init_command(demo: bool, force: bool, if_missing: bool) -> None:
     total = sum(len(store.query(layer_id)) for layer_id in store.layers())
     what = "synthetic demo district" if demo else "empty layers"
     click.echo(f"created {svc.database}: {len(store.layers())} layers, {total} features ({what})")
+    _admin_hint()
+
+
+def _admin_hint() -> None:
+    if not any("admin" in u.roles and not u.disabled for u in service().store.users()):
+        click.echo(f"no administrator yet; create the first one with: .venv/bin/{ADMIN_HINT}")
 
 
 @geoapp_cli.command("layers")
@@ -73,3 +88,143 @@ def stats_command() -> None:
     for figure in report.headline(engine):
         unit = figure.get("unit", "")
         click.echo(f"{figure['label']['zh']}: {figure['value']}{unit}")
+
+
+user_cli = AppGroup("user", help="Staff accounts: add, list, disable, change a password.")
+token_cli = AppGroup("token", help="Machine tokens for sensors and scripts (Authorization: Bearer).")
+audit_cli = AppGroup("audit", help="The audit trail of every change.")
+geoapp_cli.add_command(user_cli)
+geoapp_cli.add_command(token_cli)
+geoapp_cli.add_command(audit_cli)
+
+
+def _roles(roles: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return accounts.check_roles(roles)
+    except GeoappError as exc:
+        _fail(exc)
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_cli.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help=f"One of {', '.join(accounts.ROLES)}; repeatable.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+def user_add(name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Add a staff account."""
+    roles = _roles(roles)
+    try:
+        service().store.add_user(name, accounts.hash_password(_password(password_stdin)), roles, actor=CLI)
+    except GeoappError as exc:
+        _fail(exc)
+    click.echo(f"added user {name} ({', '.join(roles)})")
+
+
+@user_cli.command("list")
+def user_list() -> None:
+    """List accounts with their roles."""
+    for user in service().store.users():
+        state = "disabled" if user.disabled else "active"
+        click.echo(f"{user.name:<20} {','.join(user.roles):<28} {state:<9} since {user.created_at[:10]}")
+
+
+@user_cli.command("disable")
+@click.argument("name")
+def user_disable(name: str) -> None:
+    """Disable an account; its sessions end at once."""
+    try:
+        service().store.change_user(name, disabled=True, actor=CLI)
+    except GeoappError as exc:
+        _fail(exc)
+    click.echo(f"disabled user {name}")
+
+
+@user_cli.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_passwd(name: str, password_stdin: bool) -> None:
+    """Set a new password; the user's other sessions end."""
+    try:
+        password_hash = accounts.hash_password(_password(password_stdin))
+        service().store.change_user(name, password_hash=password_hash, actor=CLI)
+    except GeoappError as exc:
+        _fail(exc)
+    click.echo(f"changed the password of {name}")
+
+
+@token_cli.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help=f"One of {', '.join(accounts.ROLES)}; repeatable.")
+def token_add(name: str, roles: tuple[str, ...]) -> None:
+    """Create a token and print it once; only its digest is kept."""
+    roles = _roles(roles)
+    token, digest = accounts.new_token()
+    try:
+        service().store.add_token(name, digest, roles, actor=CLI)
+    except GeoappError as exc:
+        _fail(exc)
+    click.echo(token)
+    click.echo(f"token {name} ({', '.join(roles)}): shown once, store it now", err=True)
+
+
+@token_cli.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke a token; requests carrying it are refused from now on."""
+    try:
+        service().store.revoke_token(name, actor=CLI)
+    except GeoappError as exc:
+        _fail(exc)
+    click.echo(f"revoked token {name}")
+
+
+@token_cli.command("list")
+def token_list() -> None:
+    """List tokens (names and roles; the tokens themselves are not kept)."""
+    for token in service().store.tokens():
+        state = f"revoked {token.revoked_at[:10]}" if token.revoked_at else "live"
+        click.echo(f"{token.name:<20} {','.join(token.roles):<20} {state:<18} last used {token.last_used_at or '-'}")
+
+
+@audit_cli.command("export")
+@click.option("--since", required=True, help="First day to export, YYYY-MM-DD.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="CSV file (default: standard output).")
+def audit_export(since: str, output: str | None) -> None:
+    """Write the audit trail since a day as CSV (one row per change, old and new values as JSON)."""
+    try:
+        day = dt.date.fromisoformat(since)
+    except ValueError:
+        raise click.BadParameter("must be a date YYYY-MM-DD", param_hint="--since") from None
+    entries = service().store.audit(day.isoformat())
+    with click.open_file(output or "-", "w", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "at", "actor", "actor_kind", "action", "layer", "fid", "field", "old", "new", "address"])
+        for e in entries:
+            changes = e.changes or {"": [None, None]}
+            for field, (old, new) in changes.items():
+                writer.writerow(
+                    [
+                        e.id,
+                        e.at,
+                        e.actor,
+                        e.actor_kind,
+                        e.action,
+                        e.layer or "",
+                        e.fid or "",
+                        field,
+                        _cell(old),
+                        _cell(new),
+                        e.address or "",
+                    ]
+                )
+    if output:
+        click.echo(f"wrote {len(entries)} audit entries since {day} to {output}", err=True)
+
+
+def _cell(value) -> str:
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

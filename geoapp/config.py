@@ -24,6 +24,11 @@ SETTINGS = (
     ),
     Setting("GEOAPP_LAYERS", "layers", "Folder of layer definitions, one YAML file per layer."),
     Setting(
+        "GEOAPP_SECRET_KEY",
+        "",
+        "Key that signs session cookies; empty: a random key kept in instance/secret_key (mode 0600).",
+    ),
+    Setting(
         "GEOAPP_METRIC_CRS",
         "auto",
         "Projected CRS for metres when a store is created: auto (CGCS2000 Gauss-Kruger zone of the data, "

@@ -185,6 +185,8 @@ class Layer(_Model):
     context: bool = False  # drawn under the others, small enough to embed
     style: Style = Style()
     note: Label | None = None
+    #: roles that may change the layer's features (admin always may)
+    editors: tuple[Literal["viewer", "planner", "commander", "sensor", "admin"], ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Layer:

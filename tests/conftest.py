@@ -43,7 +43,7 @@ def database(tmp_path, demo_gpkg):
 
 @pytest.fixture
 def app(database):
-    app = create_app({"TESTING": True, "GEOAPP_DATABASE": str(database)})
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "GEOAPP_DATABASE": str(database)})
     yield app
     app.extensions["geoapp"].close()
 
@@ -56,3 +56,35 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+PASSWORD = "correct-horse-battery"
+ROLES = ("viewer", "planner", "commander", "sensor", "admin")
+
+
+@pytest.fixture(scope="session")
+def password_hash():
+    from geoapp.accounts import hash_password
+
+    return hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once for every test user
+
+
+@pytest.fixture
+def users(app, password_hash):
+    """One account per role, named after it (and "planner2"), all with PASSWORD."""
+    store = app.extensions["geoapp"].store
+    for role in ROLES:
+        store.add_user(role, password_hash, (role,))
+    store.add_user("planner2", password_hash, ("planner",))
+    return {role: role for role in ROLES}
+
+
+def login(client, name: str, password: str = PASSWORD):
+    """Sign in through the real form; return the response and the CSRF token pages now carry."""
+    import re
+
+    page = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"name": name, "password": password, "csrf_token": csrf})
+    meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+    return response, meta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 
 from geoapp.cli import geoapp_cli
@@ -32,10 +33,22 @@ def test_every_setting_is_in_the_readme():
         assert f"`{name}`" in README, name
 
 
-@pytest.mark.parametrize("name", sorted(geoapp_cli.commands))
-def test_every_cli_command_and_option_is_in_the_readme(name):
-    command = geoapp_cli.commands[name]
-    assert f"geoapp {name}" in README
-    for param in command.params:
+def _commands(group, prefix="geoapp"):
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+        else:
+            yield path, command
+
+
+COMMANDS = dict(_commands(geoapp_cli))
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_cli_command_and_option_is_in_the_readme(path):
+    assert path in README
+    for param in COMMANDS[path].params:
         for opt in param.opts:
-            assert opt in README, f"geoapp {name} {opt}"
+            if opt.startswith("-"):
+                assert f"{opt}" in README, f"{path} {opt}"

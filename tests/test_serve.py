@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -47,7 +48,7 @@ def served(tmp_path):
                     log.seek(0)
                     pytest.fail(f"make run did not serve on {base}:\n{log.read()}")
                 time.sleep(0.3)
-        yield base, tmp_path / "run.gpkg"
+        yield base, tmp_path / "run.gpkg", log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -55,7 +56,7 @@ def served(tmp_path):
 
 
 def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
-    base, database = served
+    base, database, _ = served
     assert database.is_file()
     with urllib.request.urlopen(f"{base}/api/layers", timeout=10) as response:
         payload = json.load(response)
@@ -73,3 +74,36 @@ def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 400
     assert json.load(info.value)["error"]["parameter"] == "radius"
+
+
+def test_no_password_or_token_reaches_the_server_log(served, registry, password_hash):
+    from conftest import PASSWORD
+
+    from geoapp.accounts import new_token
+    from geoapp.store import open_store
+
+    base, database, log = served
+    store = open_store(registry, str(database))
+    store.add_user("planner", password_hash, ("planner",))
+    token, digest = new_token()
+    store.add_token("script", digest, ("planner",))
+    store.close()
+    request = urllib.request.Request(
+        f"{base}/api/layers/construction_hoardings/features/1",
+        data=json.dumps({"properties": {"notes": "checked"}, "version": 1}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    # a failed sign-in through the form, with the password in the body
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    page = opener.open(f"{base}/login", timeout=10).read().decode()
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    form = urllib.parse.urlencode({"name": "planner", "password": PASSWORD + "x", "csrf_token": csrf}).encode()
+    with pytest.raises(urllib.error.HTTPError):
+        opener.open(f"{base}/login", data=form, timeout=10)
+    log.seek(0)
+    text = log.read()
+    assert "PATCH /api/layers/construction_hoardings/features/1" in text  # the access log is there
+    assert token not in text and PASSWORD not in text

@@ -34,6 +34,58 @@ class Feature:
     version: int = 1
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: a signed-in user, a machine token, or the command line; and from where."""
+
+    name: str
+    kind: str = "user"  # user | token | cli | system
+    address: str | None = None
+
+
+SYSTEM = Actor("system", "system")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    roles: tuple[str, ...]
+    password_hash: str
+    disabled: bool = False
+    epoch: int = 0  # raised when the password changes or the user is disabled: older sessions end
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Token:
+    name: str
+    roles: tuple[str, ...]
+    token_hash: str
+    created_at: str = ""
+    revoked_at: str | None = None
+    last_used_at: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    actor_kind: str
+    action: str
+    layer: str | None
+    fid: int | None
+    changes: dict[str, list[Any]]
+    address: str | None
+
+
+@dataclass(frozen=True)
+class DeletedFeature:
+    feature: Feature
+    deleted_at: str
+    deleted_by: str
+
+
 class Store(ABC):
     """Base class of stores: open on a location, then read and change layers feature by feature."""
 
@@ -69,8 +121,12 @@ class Store(ABC):
     def get(self, layer_id: str, fid: int) -> Feature | None:
         """One feature, or None."""
 
+    # Every change below is one transaction together with its audit row: both or neither.
+
     @abstractmethod
-    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry) -> Feature:
+    def insert(
+        self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, actor: Actor = SYSTEM
+    ) -> Feature:
         """Validate and add a feature; return it with its new fid."""
 
     @abstractmethod
@@ -81,12 +137,78 @@ class Store(ABC):
         properties: Mapping[str, Any] | None = None,
         geometry: BaseGeometry | None = None,
         expected_version: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> Feature:
         """Change some fields and/or the geometry; refuse with ``VersionConflict`` if stale."""
 
     @abstractmethod
-    def delete(self, layer_id: str, fid: int, expected_version: int | None = None) -> None:
-        """Remove a feature."""
+    def delete(self, layer_id: str, fid: int, expected_version: int | None = None, actor: Actor = SYSTEM) -> None:
+        """Remove a feature from its layer, keeping it (soft delete) so that an admin can restore it."""
+
+    @abstractmethod
+    def deleted(self, layer_id: str | None = None) -> list[DeletedFeature]:
+        """Soft-deleted features, newest first."""
+
+    @abstractmethod
+    def restore(self, layer_id: str, fid: int, actor: Actor = SYSTEM) -> Feature:
+        """Put a soft-deleted feature back under its fid."""
+
+    # -- accounts, machine tokens, the audit trail, login failures --------------------------
+
+    @abstractmethod
+    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> User: ...
+
+    @abstractmethod
+    def user(self, name: str) -> User | None: ...
+
+    @abstractmethod
+    def users(self) -> list[User]: ...
+
+    @abstractmethod
+    def change_user(
+        self,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        actor: Actor = SYSTEM,
+    ) -> User:
+        """Change a password or disable a user; either ends the user's sessions (epoch + 1)."""
+
+    @abstractmethod
+    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> Token: ...
+
+    @abstractmethod
+    def token(self, token_hash: str) -> Token | None:
+        """The live (not revoked) token with this hash."""
+
+    @abstractmethod
+    def tokens(self) -> list[Token]: ...
+
+    @abstractmethod
+    def revoke_token(self, name: str, actor: Actor = SYSTEM) -> Token: ...
+
+    @abstractmethod
+    def record(self, actor: Actor, action: str, changes: Mapping[str, Any] | None = None) -> None:
+        """An audit row for an event that changes no feature (a login, say)."""
+
+    @abstractmethod
+    def history(self, layer_id: str, fid: int) -> list[AuditEntry]:
+        """A feature's audit rows, oldest first."""
+
+    @abstractmethod
+    def audit(self, since: str | None = None) -> list[AuditEntry]:
+        """Audit rows at or after an ISO date/time, oldest first."""
+
+    @abstractmethod
+    def login_failures(self, keys: list[str], since: float) -> dict[str, int]:
+        """Failed logins per key (``user:NAME``, ``addr:IP``) since a Unix time."""
+
+    @abstractmethod
+    def note_login_failure(self, keys: list[str], at: float) -> None: ...
+
+    @abstractmethod
+    def clear_login_failures(self, keys: list[str]) -> None: ...
 
 
 def prepare(

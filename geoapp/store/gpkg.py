@@ -9,6 +9,7 @@ connection, so the spatial index stays in step for every other reader.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
 import struct
@@ -26,11 +27,47 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geoapp.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
-from geoapp.errors import NotFound, StoreError, VersionConflict
+from geoapp.errors import InvalidParameter, NotFound, StoreError, VersionConflict
 from geoapp.layers import Layer, Registry
-from geoapp.store.base import VERSION_COLUMN, Feature, Store, prepare
+from geoapp.store.base import (
+    SYSTEM,
+    VERSION_COLUMN,
+    Actor,
+    AuditEntry,
+    DeletedFeature,
+    Feature,
+    Store,
+    Token,
+    User,
+    prepare,
+)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+# Tables of geoapp's own beside the layers (not registered in gpkg_contents, so GIS clients list only
+# the layers). CREATE ... IF NOT EXISTS: opening a store made by an older geoapp adds what it lacks.
+ADMIN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS geoapp_users (
+    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS geoapp_tokens (
+    name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, roles TEXT NOT NULL,
+    created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT);
+CREATE TABLE IF NOT EXISTS geoapp_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, actor_kind TEXT NOT NULL,
+    action TEXT NOT NULL, layer TEXT, fid INTEGER, changes TEXT NOT NULL, address TEXT);
+CREATE INDEX IF NOT EXISTS geoapp_audit_feature ON geoapp_audit (layer, fid);
+CREATE INDEX IF NOT EXISTS geoapp_audit_at ON geoapp_audit (at);
+CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_update BEFORE UPDATE ON geoapp_audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_delete BEFORE DELETE ON geoapp_audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
+CREATE TABLE IF NOT EXISTS geoapp_deleted (
+    layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL, geom BLOB NOT NULL,
+    properties TEXT NOT NULL, deleted_at TEXT NOT NULL, deleted_by TEXT NOT NULL, PRIMARY KEY (layer, fid));
+CREATE TABLE IF NOT EXISTS geoapp_login_failures (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS geoapp_login_failures_key ON geoapp_login_failures (key, at);
+"""
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
 
@@ -110,6 +147,10 @@ class GeoPackageStore(Store):
             )
         self._metric_crs = meta["metric_crs"]
         self.demo = meta.get("demo") == "1"
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            conn = self._conn()
+            conn.executescript(ADMIN_SCHEMA)
+            conn.execute("UPDATE geoapp_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     # connections: one per thread, autocommit, with the functions GDAL's triggers call
     def _conn(self) -> sqlite3.Connection:
@@ -163,17 +204,22 @@ class GeoPackageStore(Store):
         props = {name: _value(layer.field(name).type, v) for name, v in zip(names, row[2:-1], strict=True)}
         return Feature(layer.id, row[0], decode(row[1]), props, row[-1])
 
-    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry) -> Feature:
+    def insert(
+        self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, actor: Actor = SYSTEM
+    ) -> Feature:
         layer = self.registry[layer_id]
         (record,), (geom,) = prepare(layer, [properties], [geometry], self.metric_crs)
-        names = list(record)
-        sql = (
-            f"INSERT INTO {_q(layer_id)} ({', '.join(_q(n) for n in ['geom', *names, VERSION_COLUMN])}) "
-            f"VALUES ({', '.join('?' * (len(names) + 2))})"
-        )
         with self._write(layer_id, geom) as conn:
-            fid = conn.execute(sql, [encode(geom), *map(_sql, record.values()), 1]).lastrowid
+            fid = self._insert_row(conn, layer_id, record, geom, 1)
+            changes = {name: [None, value] for name, value in record.items() if value is not None}
+            _audit(conn, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
         return Feature(layer_id, fid, geom, record, 1)
+
+    def _insert_row(self, conn, layer_id: str, record: Mapping[str, Any], geom, version: int, fid=None) -> int:
+        names = ["geom", *record, VERSION_COLUMN] + (["fid"] if fid is not None else [])
+        values = [encode(geom), *map(_sql, record.values()), version] + ([fid] if fid is not None else [])
+        sql = f"INSERT INTO {_q(layer_id)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
+        return conn.execute(sql, values).lastrowid
 
     def update(
         self,
@@ -182,26 +228,81 @@ class GeoPackageStore(Store):
         properties: Mapping[str, Any] | None = None,
         geometry: BaseGeometry | None = None,
         expected_version: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> Feature:
         layer = self.registry[layer_id]
+        try:
+            return self._update(layer, fid, properties, geometry, expected_version, actor)
+        except _Unchanged as unchanged:
+            return unchanged.feature  # nothing to write, nothing to audit
+
+    def _update(self, layer, fid, properties, geometry, expected_version, actor) -> Feature:
+        layer_id = layer.id
         with self._write(layer_id, geometry) as conn:
             current = self._current(conn, layer, fid, expected_version)
             merged = {f.name: current.properties[f.name] for f in layer.fields if not f.computed}
             merged.update(properties or {})
             geom = current.geometry if geometry is None else geometry
             (record,), (geom,) = prepare(layer, [merged], [geom], self.metric_crs)
+            changes = {k: [current.properties.get(k), v] for k, v in record.items() if current.properties.get(k) != v}
+            if not geom.equals_exact(current.geometry, 0):
+                changes["geometry"] = [current.geometry.wkt, geom.wkt]
+            if not changes:
+                raise _Unchanged(current)
             assignments = ", ".join(f"{_q(n)} = ?" for n in ["geom", *record])
             conn.execute(
                 f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = {VERSION_COLUMN} + 1 WHERE fid = ?",
                 [encode(geom), *map(_sql, record.values()), fid],
             )
+            _audit(conn, actor, "update", layer_id, fid, changes)
         return Feature(layer_id, fid, geom, record, current.version + 1)
 
-    def delete(self, layer_id: str, fid: int, expected_version: int | None = None) -> None:
+    def delete(self, layer_id: str, fid: int, expected_version: int | None = None, actor: Actor = SYSTEM) -> None:
         layer = self.registry[layer_id]
         with self._write(layer_id) as conn:
-            self._current(conn, layer, fid, expected_version)
+            current = self._current(conn, layer, fid, expected_version)
+            conn.execute(
+                "INSERT OR REPLACE INTO geoapp_deleted VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    layer_id,
+                    fid,
+                    current.version,
+                    encode(current.geometry),
+                    json.dumps(current.properties, ensure_ascii=False),
+                    _now(),
+                    actor.name,
+                ),
+            )
             conn.execute(f"DELETE FROM {_q(layer_id)} WHERE fid = ?", (fid,))
+            _audit(conn, actor, "delete", layer_id, fid, {"version": [current.version, None]})
+
+    def deleted(self, layer_id: str | None = None) -> list[DeletedFeature]:
+        sql = "SELECT layer, fid, version, geom, properties, deleted_at, deleted_by FROM geoapp_deleted"
+        rows = self._conn().execute(
+            sql + (" WHERE layer = ?" if layer_id else "") + " ORDER BY deleted_at DESC, fid",
+            (layer_id,) if layer_id else (),
+        )
+        return [
+            DeletedFeature(Feature(layer, fid, decode(geom), json.loads(props), version), at, by)
+            for layer, fid, version, geom, props, at, by in rows
+        ]
+
+    def restore(self, layer_id: str, fid: int, actor: Actor = SYSTEM) -> Feature:
+        layer = self.registry[layer_id]
+        with self._write(layer_id) as conn:
+            row = conn.execute(
+                "SELECT version, geom, properties FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no deleted feature {fid} in layer {layer_id}", parameter="fid")
+            version, blob, props = row
+            geom = decode(blob)
+            (record,), _ = prepare(layer, [json.loads(props)], [geom], self.metric_crs, allow_computed=True)
+            self._insert_row(conn, layer_id, record, geom, version + 1, fid=fid)
+            conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
+            _touch_contents(conn, layer_id, geom)
+            _audit(conn, actor, "restore", layer_id, fid, {"version": [None, version + 1]})
+        return Feature(layer_id, fid, geom, record, version + 1)
 
     def _current(self, conn, layer: Layer, fid: int, expected_version: int | None) -> Feature:
         current = self._get(conn, layer, fid)
@@ -217,19 +318,147 @@ class GeoPackageStore(Store):
 
     @contextmanager
     def _write(self, layer_id: str, geometry: BaseGeometry | None = None) -> Iterator[sqlite3.Connection]:
-        """One transaction: the change, the layer's new version and its extent commit together or not at all."""
+        """One transaction: the change, its audit row, the layer's new version and extent, or nothing."""
         if layer_id not in self.registry:
             raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
+        with self._transaction() as conn:
+            yield conn
+            conn.execute("UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = ?", (layer_id,))
+            _touch_contents(conn, layer_id, geometry)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-            conn.execute("UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = ?", (layer_id,))
-            _touch_contents(conn, layer_id, geometry)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    # -- accounts, tokens, audit --------------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> User:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
+                raise InvalidParameter(f"user {name!r} exists already", parameter="name")
+            conn.execute(
+                "INSERT INTO geoapp_users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+                (name, password_hash, ",".join(roles), _now()),
+            )
+            _audit(conn, actor, "user_add", None, None, {"user": [None, name], "roles": [None, ",".join(roles)]})
+        return self.user(name)
+
+    def user(self, name: str) -> User | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT name, roles, password_hash, disabled, epoch, created_at FROM geoapp_users WHERE name = ?",
+                (name,),
+            )
+            .fetchone()
+        )
+        return None if row is None else _user(row)
+
+    def users(self) -> list[User]:
+        rows = self._conn().execute(
+            "SELECT name, roles, password_hash, disabled, epoch, created_at FROM geoapp_users ORDER BY name"
+        )
+        return [_user(row) for row in rows]
+
+    def change_user(
+        self,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        actor: Actor = SYSTEM,
+    ) -> User:
+        with self._transaction() as conn:
+            if not conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
+                raise NotFound(f"no user {name!r}", parameter="name")
+            changes: dict[str, list[Any]] = {"user": [name, name]}
+            if password_hash is not None:
+                conn.execute("UPDATE geoapp_users SET password_hash = ? WHERE name = ?", (password_hash, name))
+                changes["password"] = ["(changed)", "(changed)"]
+            if disabled is not None:
+                conn.execute("UPDATE geoapp_users SET disabled = ? WHERE name = ?", (int(disabled), name))
+                changes["disabled"] = [None, disabled]
+            conn.execute("UPDATE geoapp_users SET epoch = epoch + 1 WHERE name = ?", (name,))
+            _audit(conn, actor, "user_change", None, None, changes)
+        return self.user(name)
+
+    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> Token:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM geoapp_tokens WHERE name = ?", (name,)).fetchone():
+                raise InvalidParameter(f"token {name!r} exists already", parameter="name")
+            conn.execute(
+                "INSERT INTO geoapp_tokens (name, token_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+                (name, token_hash, ",".join(roles), _now()),
+            )
+            _audit(conn, actor, "token_add", None, None, {"token": [None, name], "roles": [None, ",".join(roles)]})
+        return next(t for t in self.tokens() if t.name == name)
+
+    def token(self, token_hash: str) -> Token | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM geoapp_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+            )
+            .fetchone()
+        )
+        return None if row is None else _token(row)
+
+    def tokens(self) -> list[Token]:
+        rows = self._conn().execute(f"SELECT {_TOKEN_COLUMNS} FROM geoapp_tokens ORDER BY name")
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, name: str, actor: Actor = SYSTEM) -> Token:
+        with self._transaction() as conn:
+            done = conn.execute(
+                "UPDATE geoapp_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
+            )
+            if not done.rowcount:
+                raise NotFound(f"no live token {name!r}", parameter="name")
+            _audit(conn, actor, "token_revoke", None, None, {"token": [name, None]})
+        return next(t for t in self.tokens() if t.name == name)
+
+    def record(self, actor: Actor, action: str, changes: Mapping[str, Any] | None = None) -> None:
+        with self._transaction() as conn:
+            _audit(conn, actor, action, None, None, dict(changes or {}))
+
+    def history(self, layer_id: str, fid: int) -> list[AuditEntry]:
+        rows = self._conn().execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM geoapp_audit WHERE layer = ? AND fid = ? ORDER BY id", (layer_id, fid)
+        )
+        return [_entry(row) for row in rows]
+
+    def audit(self, since: str | None = None) -> list[AuditEntry]:
+        rows = self._conn().execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM geoapp_audit WHERE at >= ? ORDER BY id", (since or "",)
+        )
+        return [_entry(row) for row in rows]
+
+    def login_failures(self, keys: list[str], since: float) -> dict[str, int]:
+        counts = dict.fromkeys(keys, 0)
+        marks = ", ".join("?" * len(keys))
+        for key, count in self._conn().execute(
+            f"SELECT key, count(*) FROM geoapp_login_failures WHERE key IN ({marks}) AND at >= ? GROUP BY key",
+            (*keys, since),
+        ):
+            counts[key] = count
+        return counts
+
+    def note_login_failure(self, keys: list[str], at: float) -> None:
+        with self._transaction() as conn:
+            conn.executemany("INSERT INTO geoapp_login_failures VALUES (?, ?)", [(key, at) for key in keys])
+            # keep the table small: a day of failures is more than any window looks at
+            conn.execute("DELETE FROM geoapp_login_failures WHERE at < ?", (at - 86400,))
+
+    def clear_login_failures(self, keys: list[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM geoapp_login_failures WHERE key = ?", [(key,) for key in keys])
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -287,6 +516,7 @@ class GeoPackageStore(Store):
                 conn.executemany("INSERT INTO geoapp_meta VALUES (?, ?)", meta.items())
                 conn.executemany("INSERT INTO geoapp_layer_versions VALUES (?, 1)", [(i,) for i in registry.ids])
                 conn.execute("COMMIT")
+            conn.executescript(ADMIN_SCHEMA)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.close()
             for suffix in ("-wal", "-shm"):
@@ -296,6 +526,47 @@ class GeoPackageStore(Store):
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
                 leftover.unlink(missing_ok=True)
         return cls(registry, str(path))
+
+
+class _Unchanged(Exception):
+    """An update that changes nothing: roll back and return the feature as it is."""
+
+    def __init__(self, feature: Feature):
+        self.feature = feature
+
+
+_TOKEN_COLUMNS = "name, roles, token_hash, created_at, revoked_at, last_used_at"
+_AUDIT_COLUMNS = "id, at, actor, actor_kind, action, layer, fid, changes, address"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _audit(conn, actor: Actor, action: str, layer: str | None, fid: int | None, changes: Mapping[str, Any]) -> None:
+    """Write an audit row inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO geoapp_audit (at, actor, actor_kind, action, layer, fid, changes, address) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (_now(), actor.name, actor.kind, action, layer, fid, json.dumps(changes, ensure_ascii=False), actor.address),
+    )
+    if actor.kind == "token":
+        conn.execute("UPDATE geoapp_tokens SET last_used_at = ? WHERE name = ?", (_now(), actor.name))
+
+
+def _user(row) -> User:
+    name, roles, password_hash, disabled, epoch, created_at = row
+    return User(name, tuple(roles.split(",")), password_hash, bool(disabled), epoch, created_at)
+
+
+def _token(row) -> Token:
+    name, roles, token_hash, created_at, revoked_at, last_used_at = row
+    return Token(name, tuple(roles.split(",")), token_hash, created_at, revoked_at, last_used_at)
+
+
+def _entry(row) -> AuditEntry:
+    id_, at, actor, kind, action, layer, fid, changes, address = row
+    return AuditEntry(id_, at, actor, kind, action, layer, fid, json.loads(changes), address)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

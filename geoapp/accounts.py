@@ -1,0 +1,104 @@
+"""Accounts, roles, machine tokens and the login policy. Flask-free.
+
+Passwords are hashed with Argon2 (argon2-cffi); machine tokens are 256-bit random strings of which
+only a SHA-256 digest is stored (a fast digest is enough for values that cannot be guessed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from geoapp.errors import GeoappError, InvalidParameter
+from geoapp.layers import Layer
+
+ROLES = ("viewer", "planner", "commander", "sensor", "admin")
+#: roles that may read internal fields (a sensor only posts readings)
+STAFF = frozenset({"viewer", "planner", "commander", "admin"})
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Whoever a request acts for: a signed-in user or a machine token, with their roles."""
+
+    name: str
+    kind: str  # user | token
+    roles: frozenset[str]
+
+    @property
+    def staff(self) -> bool:
+        return bool(self.roles & STAFF)
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.roles
+
+    def may_edit(self, layer: Layer) -> bool:
+        return self.admin or bool(self.roles & set(layer.editors))
+
+
+def check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise InvalidParameter(f"role must be one of {', '.join(ROLES)}", parameter="role")
+    return tuple(dict.fromkeys(roles))
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidParameter(f"a password needs at least {MIN_PASSWORD} characters", parameter="password")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> tuple[str, str]:
+    """A new machine token and the digest to store; the token itself is shown once and never kept."""
+    token = "gat_" + secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TooManyAttempts(GeoappError):
+    status = 429
+    code = "too_many_attempts"
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Failed logins within ``window_s`` first slow an account down, then refuse it; an address likewise."""
+
+    window_s: int = 15 * 60
+    slow_after: int = 3  # failures on an account before each attempt waits
+    delay_s: float = 1.0  # wait per failure past slow_after, up to max_delay_s
+    max_delay_s: float = 5.0
+    refuse_after: int = 10  # failures on an account before it is refused until the window passes
+    refuse_address_after: int = 30  # failures from one address (any accounts)
+
+    def keys(self, name: str, address: str | None) -> list[str]:
+        return [f"user:{name}", f"addr:{address or '-'}"]
+
+    def delay(self, failures: dict[str, int], name: str, address: str | None) -> float:
+        """Seconds to wait before checking the password; raise :class:`TooManyAttempts` when refused."""
+        account, origin = (failures[k] for k in self.keys(name, address))
+        if account >= self.refuse_after or origin >= self.refuse_address_after:
+            minutes = self.window_s // 60
+            raise TooManyAttempts(
+                f"too many failed logins; try again in {minutes} minutes or ask an administrator", parameter="name"
+            )
+        return min(self.max_delay_s, max(0, account - self.slow_after + 1) * self.delay_s)

@@ -1,0 +1,173 @@
+"""Sign-in for people (session cookie) and machines (Bearer token), CSRF protection, and role checks."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import time
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from geoapp import errors, service
+from geoapp.accounts import LoginPolicy, Principal, TooManyAttempts, token_digest, verify_password
+from geoapp.layers import Layer
+from geoapp.store.base import Actor
+
+bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+POLICY = LoginPolicy()
+
+
+class Unauthorized(errors.GeoappError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(errors.GeoappError):
+    status = 403
+    code = "forbidden"
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
+def init_app(app: Flask) -> None:
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = app.config["GEOAPP_SECRET_KEY"] or _instance_secret(Path(app.instance_path))
+    # Flask's defaults exist already (SameSite unset, 31 days): a working day's session instead
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True, PERMANENT_SESSION_LIFETIME=12 * 3600)
+    # CSRF is checked below for cookie sessions only: a Bearer token is not sent by browsers on their own
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    app.session_interface = _Sessions()
+    csrf.init_app(app)
+    app.before_request(_load_principal)
+    app.register_blueprint(bp)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        error = Forbidden(f"CSRF check failed: {exc.description}", parameter="csrf_token")
+        return errors.respond(error.to_dict(), error.status)
+
+
+def _instance_secret(instance: Path) -> str:
+    """A secret kept in the instance folder, so that every worker and restart signs sessions alike."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _load_principal() -> None:
+    """Set ``g.user`` from a Bearer token or the session; check CSRF on cookie-authenticated writes."""
+    g.user = None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        token = service().store.token(token_digest(header.removeprefix("Bearer ").strip()))
+        if token is None:
+            raise Unauthorized("the token is unknown or revoked", parameter="Authorization")
+        g.user = Principal(token.name, "token", frozenset(token.roles))
+        return
+    name = session.get("user")
+    if name:
+        user = service().store.user(name)
+        if user is None or user.disabled or user.epoch != session.get("epoch"):
+            session.clear()
+        else:
+            g.user = Principal(user.name, "user", frozenset(user.roles))
+    if request.method in UNSAFE:
+        if g.user is None and request.path.startswith("/api/"):
+            raise Unauthorized("sign in (or send a Bearer token) to change anything", parameter="Authorization")
+        csrf.protect()
+
+
+def actor() -> Actor:
+    """The audit trail's view of the caller."""
+    user = g.get("user")
+    if user is None:
+        return Actor("anonymous", "anonymous", request.remote_addr)
+    return Actor(user.name, user.kind, request.remote_addr)
+
+
+def require_edit(layer: Layer) -> Principal:
+    user = g.get("user")
+    if user is None:
+        raise Unauthorized("sign in (or send a Bearer token) to change features", parameter="Authorization")
+    if not user.may_edit(layer):
+        roles = ", ".join(["admin", *layer.editors])
+        raise Forbidden(f"changing {layer.id} needs one of the roles: {roles}", parameter="role")
+    return user
+
+
+def require_role(*roles: str):
+    """Decorate a view: staff with one of ``roles`` (any staff role if none given); pages redirect to login."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = g.get("user")
+            if user is None:
+                if request.path.startswith("/api/"):
+                    raise Unauthorized("sign in to see this", parameter="Authorization")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            allowed = (user.roles & set(roles)) if roles else user.staff
+            if not allowed and not user.admin:
+                raise Forbidden(f"this needs one of the roles: {', '.join(roles) or 'staff'}", parameter="role")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    target = request.values.get("next") or url_for("pages.index")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("pages.index")  # never redirect off the site
+    if request.method == "GET":
+        return render_template("login.html", title=_("Sign in"), next=target)
+    name = request.form.get("name", "").strip()
+    password = request.form.get("password", "")
+    store = service().store
+    policy: LoginPolicy = current_app.config.get("LOGIN_POLICY", POLICY)
+    keys = policy.keys(name, request.remote_addr)
+    try:
+        wait = policy.delay(store.login_failures(keys, time.time() - policy.window_s), name, request.remote_addr)
+    except TooManyAttempts:
+        store.record(Actor(name or "-", "user", request.remote_addr), "login_refused")
+        flash(_("Too many failed sign-ins. Try again in 15 minutes or ask an administrator."), "error")
+        return render_template("login.html", title=_("Sign in"), next=target, name=name), 429
+    time.sleep(wait)  # slows guessing down; the policy says how much
+    user = store.user(name) if name else None
+    if user is None or user.disabled or not verify_password(user.password_hash, password):
+        store.note_login_failure(keys, time.time())
+        store.record(Actor(name or "-", "user", request.remote_addr), "login_failed")
+        flash(_("Wrong name or password."), "error")
+        return render_template("login.html", title=_("Sign in"), next=target, name=name), 401
+    store.clear_login_failures(keys[:1])
+    store.record(Actor(user.name, "user", request.remote_addr), "login")
+    session.clear()
+    session.permanent = True
+    session["user"], session["epoch"] = user.name, user.epoch
+    current_app.logger.info("sign-in: %s from %s", user.name, request.remote_addr)
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("pages.index"))

@@ -1,0 +1,344 @@
+"""Accounts, roles, tokens, sign-in, CSRF and the audit trail of every change."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import time
+
+import pytest
+from conftest import PASSWORD, ROLES, login
+
+from geoapp.accounts import LoginPolicy, new_token
+
+HOARDING = "/api/layers/construction_hoardings/features"
+PONDING = "/api/layers/waterlogging_points/features"
+INSIDE = {"type": "Point", "coordinates": [113.30, 33.73]}
+LINE = {"type": "LineString", "coordinates": [[113.300, 33.730], [113.301, 33.7302]]}
+
+
+def _feature(client, url):
+    return client.get(url).json
+
+
+def _audit_rows(database) -> int:
+    return sqlite3.connect(database).execute("SELECT count(*) FROM geoapp_audit").fetchone()[0]
+
+
+def _signed_in(app, role):
+    client = app.test_client()
+    if role == "anonymous":
+        return client, {}
+    _, csrf = login(client, role)
+    return client, {"X-CSRFToken": csrf}
+
+
+def _token_client(app, role):
+    token, digest = new_token()
+    app.extensions["geoapp"].store.add_token(f"{role}-token", digest, (role,))
+    return app.test_client(), {"Authorization": f"Bearer {token}"}
+
+
+# (method, path, body or None, which roles succeed)
+WRITES = [
+    ("patch", f"{HOARDING}/1", {"properties": {"notes": "checked"}}, {"planner", "admin"}),
+    ("patch", f"{PONDING}/1", {"properties": {"status": "ponding"}}, {"commander", "admin"}),
+    (
+        "post",
+        HOARDING,
+        {"type": "Feature", "geometry": LINE, "properties": {"site": "新点", "agency": "housing"}},
+        {"planner", "admin"},
+    ),
+    ("delete", f"{HOARDING}/2", None, {"planner", "admin"}),
+    ("patch", "/api/layers/grid_cells/features/1", {"properties": {"squad": "演示测试中队"}}, {"admin"}),
+]
+
+
+# every role signed in with a session, every role as a machine token, and the anonymous public
+CALLERS = [("session", "anonymous")] + [(via, role) for via in ("session", "token") for role in ROLES]
+
+
+@pytest.mark.parametrize(("via", "role"), CALLERS, ids=[f"{v}-{r}" for v, r in CALLERS])
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), WRITES, ids=[f"{w[0]} {w[1]}" for w in WRITES])
+def test_every_write_is_allowed_or_refused_by_role(app, users, database, via, role, method, path, body, allowed):
+    client, headers = _token_client(app, role) if via == "token" else _signed_in(app, role)
+    version = client.get(path if method != "post" else f"{HOARDING}/1").json["version"]
+    before = _audit_rows(database)
+    response = getattr(client, method)(path, json=body, headers={**headers, "If-Match": f'"{version}"'})
+    if role in allowed:
+        assert response.status_code in (200, 201, 204), response.json
+        assert _audit_rows(database) == before + 1
+    else:
+        assert response.status_code == (401 if role == "anonymous" else 403)
+        assert response.json["error"]["code"] in ("unauthorized", "forbidden")
+        assert _audit_rows(database) == before
+
+
+@pytest.mark.parametrize("role", ["anonymous", *ROLES])
+def test_reading_history_and_deleted_needs_staff_or_admin(app, users, role):
+    client, _ = _signed_in(app, role)
+    history = client.get(f"{HOARDING}/1/history").status_code
+    deleted = client.get("/api/deleted").status_code
+    restore = client.post(f"{HOARDING}/1/restore", headers=_).status_code
+    staff = role in ("viewer", "planner", "commander", "admin")
+    assert history == (200 if staff else 401 if role == "anonymous" else 403)
+    assert deleted == (200 if role == "admin" else 401 if role == "anonymous" else 403)
+    assert restore in ((404,) if role == "admin" else (401, 403))  # feature 1 is not deleted
+
+
+def test_planner_marks_a_hoarding_removed_and_history_shows_who_when_old_new(app, users):
+    client, headers = _signed_in(app, "planner")
+    pending = _feature(client, f"{HOARDING}?status=pending")["features"][0]
+    url = f"{HOARDING}/{pending['id']}"
+    changed = client.patch(
+        url,
+        json={"properties": {"status": "removed", "removed_on": "2023-11-01", "treatment": "greened"}},
+        headers={**headers, "If-Match": f'"{pending["version"]}"'},
+    )
+    assert changed.status_code == 200
+    assert changed.json["properties"]["status"] == "removed" and changed.json["version"] == pending["version"] + 1
+    assert app.test_client().get(url).json["properties"]["status"] == "removed"  # the public sees the result
+    (entry,) = client.get(f"{url}/history").json["history"]
+    assert entry["actor"] == "planner" and entry["action"] == "update" and entry["address"] == "127.0.0.1"
+    assert entry["changes"]["status"] == ["pending", "removed"]
+    assert entry["changes"]["treatment"] == [None, "greened"]
+    assert entry["at"][:4] == time.strftime("%Y")
+    for role in ("viewer", "anonymous"):
+        other, other_headers = _signed_in(app, role)
+        refused = other.patch(
+            url, json={"properties": {"status": "pending"}}, headers={**other_headers, "If-Match": '"2"'}
+        )
+        assert refused.status_code in (401, 403)
+    assert client.get(url).json["properties"]["status"] == "removed"
+
+
+def test_a_stale_update_answers_409_and_nothing_is_lost(app, users):
+    first, h1 = _signed_in(app, "planner")
+    second, h2 = _signed_in(app, "planner2")
+    read = _feature(first, f"{HOARDING}/3")
+    ok = first.patch(f"{HOARDING}/3", json={"properties": {"notes": "first"}, "version": read["version"]}, headers=h1)
+    assert ok.status_code == 200
+    stale = second.patch(
+        f"{HOARDING}/3", json={"properties": {"notes": "second"}, "version": read["version"]}, headers=h2
+    )
+    assert stale.status_code == 409 and stale.json["error"]["code"] == "version_conflict"
+    assert first.get(f"{HOARDING}/3").json["properties"]["notes"] == "first"
+    missing = second.patch(f"{HOARDING}/3", json={"properties": {"notes": "x"}}, headers=h2)
+    assert missing.status_code == 428 and missing.json["error"]["parameter"] == "version"
+
+
+def test_two_concurrent_editors_one_wins_one_gets_409(app, users):
+    clients = [_signed_in(app, name) for name in ("planner", "planner2")]
+    version = clients[0][0].get(f"{HOARDING}/4").json["version"]
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def edit(i):
+        client, headers = clients[i]
+        barrier.wait()
+        results[i] = client.patch(
+            f"{HOARDING}/4",
+            json={"properties": {"notes": f"editor {i}"}},
+            headers={**headers, "If-Match": f'"{version}"'},
+        )
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results.values()) == [200, 409]
+    winner = next(i for i, r in results.items() if r.status_code == 200)
+    assert clients[0][0].get(f"{HOARDING}/4").json["properties"]["notes"] == f"editor {winner}"
+    history = clients[0][0].get(f"{HOARDING}/4/history").json["history"]
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter"),
+    [
+        ({"properties": {"status": "done"}}, "status"),
+        ({"properties": {"removed_on": "yesterday"}}, "removed_on"),
+        ({"properties": {"site": None}}, "site"),
+        ({"properties": {"length_m": 5}}, "length_m"),
+        ({"properties": {"colour": "red"}}, "colour"),
+        ({"geometry": {"type": "Point", "coordinates": [113.3, 33.73]}}, "geometry"),
+        ({"geometry": {"type": "LineString", "coordinates": [[116.4, 39.9], [116.41, 39.9]]}}, "geometry"),
+        ({"geometry": {"type": "LineString", "coordinates": "nope"}}, "geometry"),
+        ({"properties": ["status"]}, "properties"),
+    ],
+)
+def test_an_invalid_edit_changes_nothing_and_writes_no_audit_row(app, users, database, body, parameter):
+    client, headers = _signed_in(app, "planner")
+    before = client.get(f"{HOARDING}/5").json
+    rows = _audit_rows(database)
+    response = client.patch(f"{HOARDING}/5", json={**body, "version": before["version"]}, headers=headers)
+    assert response.status_code == 400
+    assert response.json["error"]["parameter"] == parameter
+    assert client.get(f"{HOARDING}/5").json == before
+    assert _audit_rows(database) == rows
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # the audit row fails after the feature row was written
+        "CREATE TRIGGER fault BEFORE INSERT ON geoapp_audit BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        # the layer version fails after the feature and audit rows were written
+        "CREATE TRIGGER fault BEFORE UPDATE ON geoapp_layer_versions BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    ],
+    ids=["audit-row", "after-audit-row"],
+)
+def test_change_and_audit_row_commit_or_roll_back_together(app, users, database, fault):
+    client, headers = _signed_in(app, "planner")
+    before = client.get(f"{HOARDING}/6").json
+    rows = _audit_rows(database)
+    with sqlite3.connect(database) as conn:
+        conn.execute(fault)
+    response = client.patch(
+        f"{HOARDING}/6", json={"properties": {"notes": "fault test"}, "version": before["version"]}, headers=headers
+    )
+    assert response.status_code == 500 and "disk full" not in response.get_data(as_text=True)
+    with sqlite3.connect(database) as conn:
+        conn.execute("DROP TRIGGER fault")
+    assert client.get(f"{HOARDING}/6").json == before
+    assert _audit_rows(database) == rows
+
+
+def test_the_audit_trail_cannot_be_edited(app, users, database):
+    client, headers = _signed_in(app, "planner")
+    client.patch(f"{HOARDING}/7", json={"properties": {"notes": "x"}, "version": 1}, headers=headers)
+    with sqlite3.connect(database) as conn, pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
+        conn.execute("UPDATE geoapp_audit SET actor = 'someone else'")
+    with sqlite3.connect(database) as conn, pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
+        conn.execute("DELETE FROM geoapp_audit")
+
+
+def test_delete_is_soft_and_an_admin_restores(app, users):
+    planner, ph = _signed_in(app, "planner")
+    admin, ah = _signed_in(app, "admin")
+    before = planner.get(f"{HOARDING}/8").json
+    assert planner.delete(f"{HOARDING}/8", headers={**ph, "If-Match": f'"{before["version"]}"'}).status_code == 204
+    assert planner.get(f"{HOARDING}/8").status_code == 404
+    (gone,) = [d for d in admin.get("/api/deleted").json["deleted"] if d["id"] == 8]
+    assert gone["deleted_by"] == "planner" and gone["properties"]["site"] == before["properties"]["site"]
+    assert planner.post(f"{HOARDING}/8/restore", headers=ph).status_code == 403
+    restored = admin.post(f"{HOARDING}/8/restore", headers=ah)
+    assert restored.status_code == 200
+    after = planner.get(f"{HOARDING}/8").json
+    assert after["properties"] == before["properties"] and after["geometry"] == before["geometry"]
+    assert [e["action"] for e in admin.get(f"{HOARDING}/8/history").json["history"]] == ["delete", "restore"]
+
+
+def test_create_returns_the_feature_and_refuses_outside_the_district(app, users):
+    client, headers = _signed_in(app, "planner")
+    body = {"type": "Feature", "geometry": LINE, "properties": {"site": "开源路南侧", "agency": "housing"}}
+    created = client.post(HOARDING, json=body, headers=headers)
+    assert created.status_code == 201
+    assert client.get(created.headers["Location"]).json["properties"]["site"] == "开源路南侧"
+    assert created.json["properties"]["length_m"] > 0 and created.json["properties"]["status"] == "pending"
+    far = {**body, "geometry": {"type": "LineString", "coordinates": [[113.5, 33.9], [113.501, 33.9]]}}
+    refused = client.post(HOARDING, json=far, headers=headers)
+    assert refused.status_code == 400 and "outside the district" in refused.json["error"]["message"]
+
+
+def test_staff_see_internal_fields_and_the_public_and_sensors_do_not(app, users):
+    for role, sees in [("viewer", True), ("planner", True), ("sensor", False), ("anonymous", False)]:
+        client, _ = _signed_in(app, role)
+        properties = client.get(f"{HOARDING}/1").json["properties"]
+        assert ("contractor" in properties) is sees, role
+        fields = {f["name"] for f in client.get("/api/layers/construction_hoardings").json["fields"]}
+        assert ("contractor" in fields) is sees, role
+
+
+def test_writes_need_csrf_with_a_session_but_not_with_a_token(app, users):
+    client, _ = _signed_in(app, "planner")
+    no_csrf = client.patch(f"{HOARDING}/9", json={"properties": {"notes": "x"}, "version": 1})
+    assert no_csrf.status_code == 403 and no_csrf.json["error"]["parameter"] == "csrf_token"
+    wrong = client.patch(
+        f"{HOARDING}/9", json={"properties": {"notes": "x"}, "version": 1}, headers={"X-CSRFToken": "x"}
+    )
+    assert wrong.status_code == 403
+    token_client, token_headers = _token_client(app, "planner")
+    by_token = token_client.patch(
+        f"{HOARDING}/9", json={"properties": {"notes": "x"}, "version": 1}, headers=token_headers
+    )
+    assert by_token.status_code == 200
+    (entry,) = client.get(f"{HOARDING}/9/history").json["history"]
+    assert (entry["actor"], entry["actor_kind"]) == ("planner-token", "token")
+    form = app.test_client().post("/login", data={"name": "planner", "password": PASSWORD})
+    assert form.status_code == 403  # the sign-in form is protected too
+    logout = client.post("/logout")
+    assert logout.status_code == 403
+
+
+def test_session_cookie_flags(app, users):
+    client = app.test_client()
+    response, _ = login(client, "viewer")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    https = app.test_client()
+    page = https.get("/login", base_url="https://localhost").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    secure = https.post(
+        "/login",
+        data={"name": "viewer", "password": PASSWORD, "csrf_token": csrf},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/login"},
+    )
+    assert secure.status_code == 302 and "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_disabling_a_user_or_revoking_a_token_ends_access(app, users):
+    client, headers = _signed_in(app, "planner")
+    store = app.extensions["geoapp"].store
+    store.change_user("planner", disabled=True)
+    refused = client.patch(f"{HOARDING}/1", json={"properties": {"notes": "x"}, "version": 1}, headers=headers)
+    assert refused.status_code == 401
+    assert "contractor" not in client.get(f"{HOARDING}/1").json["properties"]
+    token_client, token_headers = _token_client(app, "planner")
+    store.revoke_token("planner-token")
+    assert token_client.get(f"{HOARDING}/1", headers=token_headers).status_code == 401
+
+
+def test_brute_force_sign_in_is_slowed_then_refused(app, users):
+    app.config["LOGIN_POLICY"] = LoginPolicy(slow_after=2, delay_s=1.0, max_delay_s=1.0, refuse_after=4)
+    client = app.test_client()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+
+    def attempt(password):
+        start = time.monotonic()
+        response = client.post("/login", data={"name": "planner", "password": password, "csrf_token": csrf})
+        return response, time.monotonic() - start
+
+    timings = []
+    for _ in range(4):
+        response, took = attempt("wrong-password-1")
+        assert response.status_code == 401 and "用户名或密码错误" in response.get_data(as_text=True)
+        timings.append(took)
+    # the first failures answer at once; from the third on each attempt waits the policy's delay
+    assert min(timings[2:]) >= 1.0 > max(timings[:2])
+    refused, _ = attempt(PASSWORD)  # even the right password, once refused
+    assert refused.status_code == 429 and "15" in refused.get_data(as_text=True)
+    other, _ = login(app.test_client(), "viewer")  # another account is not locked by it
+    assert other.status_code == 302
+    actions = [e.action for e in app.extensions["geoapp"].store.audit()]
+    assert actions.count("login_failed") == 4 and "login_refused" in actions and "login" in actions
+
+
+def test_no_password_or_token_is_stored_or_logged_in_clear(app, users, database, caplog):
+    caplog.set_level(logging.DEBUG)
+    token_client, token_headers = _token_client(app, "planner")
+    token = token_headers["Authorization"].removeprefix("Bearer ")
+    token_client.patch(f"{HOARDING}/1", json={"properties": {"notes": "x"}, "version": 1}, headers=token_headers)
+    login(app.test_client(), "viewer")
+    login(app.test_client(), "viewer", "a-wrong-password")
+    app.extensions["geoapp"].store.close()
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    for secret in (PASSWORD, token, "a-wrong-password"):
+        assert secret.encode() not in stored
+        assert secret not in caplog.text
+    users_table = sqlite3.connect(database).execute("SELECT password_hash FROM geoapp_users").fetchall()
+    assert all(h.startswith("$argon2id$") for (h,) in users_table)
