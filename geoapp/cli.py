@@ -19,15 +19,22 @@ from geoapp.store.base import Actor
 CLI = Actor("cli", "cli")
 ADMIN_HINT = "flask --app wsgi geoapp user add NAME --role admin"
 
-geoapp_cli = AppGroup("geoapp", help="Manage the one-map store.")
+
+class _Group(AppGroup):
+    """Commands whose geoapp errors end as a one-line message and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GeoappError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+geoapp_cli = _Group("geoapp", help="Manage the one-map store.")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(geoapp_cli)
-
-
-def _fail(exc: GeoappError) -> None:
-    raise click.ClickException(exc.message) from None
 
 
 @geoapp_cli.command("init")
@@ -46,10 +53,7 @@ def init_command(demo: bool, force: bool, if_missing: bool) -> None:
         from data import demo_district
 
         data = demo_district.build()
-    try:
-        store = svc.create(data, force=force, demo=demo)
-    except GeoappError as exc:
-        _fail(exc)
+    store = svc.create(data, force=force, demo=demo)
     total = sum(len(store.query(layer_id)) for layer_id in store.layers())
     what = "synthetic demo district" if demo else "empty layers"
     click.echo(f"created {svc.database}: {len(store.layers())} layers, {total} features ({what})")
@@ -64,10 +68,7 @@ def _admin_hint() -> None:
 @geoapp_cli.command("layers")
 def layers_command() -> None:
     """List the layers with their feature counts."""
-    try:
-        engine = service().engine
-    except GeoappError as exc:
-        _fail(exc)
+    engine = service().engine
     for layer in engine.registry:
         counts = engine.counts(layer.id)
         click.echo(f"{layer.id:<24} {counts['count']:>7}  {layer.title.zh} / {layer.title.en}")
@@ -76,10 +77,7 @@ def layers_command() -> None:
 @geoapp_cli.command("stats")
 def stats_command() -> None:
     """Print counts per layer and status, and the work report's headline figures."""
-    try:
-        engine = service().engine
-    except GeoappError as exc:
-        _fail(exc)
+    engine = service().engine
     for layer in engine.registry:
         counts = engine.counts(layer.id)
         by_status = ", ".join(f"{k} {v}" for k, v in counts.get("by_status", {}).items())
@@ -99,10 +97,7 @@ geoapp_cli.add_command(audit_cli)
 
 
 def _roles(roles: tuple[str, ...]) -> tuple[str, ...]:
-    try:
-        return accounts.check_roles(roles)
-    except GeoappError as exc:
-        _fail(exc)
+    return accounts.check_roles(roles)
 
 
 def _password(password_stdin: bool) -> str:
@@ -117,11 +112,8 @@ def _password(password_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
 def user_add(name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
     """Add a staff account."""
-    roles = _roles(roles)
-    try:
-        service().store.add_user(name, accounts.hash_password(_password(password_stdin)), roles, actor=CLI)
-    except GeoappError as exc:
-        _fail(exc)
+    roles = accounts.check_roles(roles)
+    service().store.add_user(name, accounts.hash_password(_password(password_stdin)), roles, actor=CLI)
     click.echo(f"added user {name} ({', '.join(roles)})")
 
 
@@ -137,10 +129,7 @@ def user_list() -> None:
 @click.argument("name")
 def user_disable(name: str) -> None:
     """Disable an account; its sessions end at once."""
-    try:
-        service().store.change_user(name, disabled=True, actor=CLI)
-    except GeoappError as exc:
-        _fail(exc)
+    service().store.change_user(name, disabled=True, actor=CLI)
     click.echo(f"disabled user {name}")
 
 
@@ -149,11 +138,8 @@ def user_disable(name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def user_passwd(name: str, password_stdin: bool) -> None:
     """Set a new password; the user's other sessions end."""
-    try:
-        password_hash = accounts.hash_password(_password(password_stdin))
-        service().store.change_user(name, password_hash=password_hash, actor=CLI)
-    except GeoappError as exc:
-        _fail(exc)
+    password_hash = accounts.hash_password(_password(password_stdin))
+    service().store.change_user(name, password_hash=password_hash, actor=CLI)
     click.echo(f"changed the password of {name}")
 
 
@@ -162,12 +148,9 @@ def user_passwd(name: str, password_stdin: bool) -> None:
 @click.option("--role", "roles", multiple=True, required=True, help=f"One of {', '.join(accounts.ROLES)}; repeatable.")
 def token_add(name: str, roles: tuple[str, ...]) -> None:
     """Create a token and print it once; only its digest is kept."""
-    roles = _roles(roles)
+    roles = accounts.check_roles(roles)
     token, digest = accounts.new_token()
-    try:
-        service().store.add_token(name, digest, roles, actor=CLI)
-    except GeoappError as exc:
-        _fail(exc)
+    service().store.add_token(name, digest, roles, actor=CLI)
     click.echo(token)
     click.echo(f"token {name} ({', '.join(roles)}): shown once, store it now", err=True)
 
@@ -176,10 +159,7 @@ def token_add(name: str, roles: tuple[str, ...]) -> None:
 @click.argument("name")
 def token_revoke(name: str) -> None:
     """Revoke a token; requests carrying it are refused from now on."""
-    try:
-        service().store.revoke_token(name, actor=CLI)
-    except GeoappError as exc:
-        _fail(exc)
+    service().store.revoke_token(name, actor=CLI)
     click.echo(f"revoked token {name}")
 
 
