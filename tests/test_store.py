@@ -171,3 +171,10 @@ def test_create_with_bad_data_writes_nothing(registry, tmp_path):
 def test_open_refuses_a_missing_store(registry, tmp_path):
     with pytest.raises(StoreError, match="geoapp init"):
         open_store(registry, str(tmp_path / "none.gpkg"))
+
+
+def test_query_returns_declared_types_with_none_for_missing(store):
+    frame = store.query("construction_hoardings")
+    assert frame["site"].dtype == object and frame["removed_on"].dtype == object
+    assert frame.loc[1, "removed_on"] is None and frame.loc[1, "site"] == "湛南路东段"
+    assert str(frame["length_m"].dtype) == "float64" and str(frame["_version"].dtype) == "int64"

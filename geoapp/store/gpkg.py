@@ -621,14 +621,15 @@ def _frame(layer: Layer, rows: list[tuple]) -> gpd.GeoDataFrame:
     columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 3)
     fids = np.asarray(columns[0], dtype="int64")
     geoms = shapely.from_wkb([_wkb(b) for b in columns[1]]) if rows else np.array([], dtype=object)
+    index = pd.Index(fids, name="fid")
     data = {}
     for spec, values in zip(layer.fields, columns[2:-1], strict=True):
         if spec.type == "boolean":
             values = [None if v is None else bool(v) for v in values]
         kind = _DTYPES[spec.type]
-        data[spec.name] = np.array(values, dtype=object) if kind is object else pd.array(values, dtype=kind)
+        # a Series of dtype object keeps text as str and missing as None (pandas 3 would infer its str dtype)
+        data[spec.name] = pd.Series(values, index=index, dtype=kind) if kind is object else pd.array(values, dtype=kind)
     data[VERSION_COLUMN] = np.asarray(columns[-1], dtype="int64")
-    index = pd.Index(fids, name="fid")
     frame = pd.DataFrame(data, index=index, columns=[*names, VERSION_COLUMN])
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=index, crs=STORAGE_CRS))
 
