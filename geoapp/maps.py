@@ -11,7 +11,7 @@ HTML with ``htmlsafe_json_dumps``) and drawn through DOM text, never as HTML.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import folium
@@ -26,6 +26,7 @@ from markupsafe import Markup
 from markupsafe import escape as _escape
 
 from geoapp.layers import GROUPS, Layer, Registry
+from geoapp.params import MAX_LIMIT
 from geoapp.spatial import Snapshot
 
 VENDOR = "/static/vendor"
@@ -36,6 +37,7 @@ VENDOR_PACKAGES = (
     "@fortawesome/fontawesome-free",
     "gcoord",
     "leaflet",
+    "leaflet-draw",
     "leaflet-groupedlayercontrol",
     "leaflet.fullscreen",
     "leaflet.locatecontrol",
@@ -158,6 +160,21 @@ class _GeoappScript(JSCSSMixin, MacroElement):
         self.config = Markup(_htmlsafe_json(config))
 
 
+class _DrawingTools(JSCSSMixin, MacroElement):
+    """Leaflet.draw's script and styles (its toolbar sprite is under dist/images), only on an editor's map.
+
+    ``static/onemap.js`` builds the drawing and editing controls from them; the public never loads them.
+    """
+
+    default_js = [("leaflet_draw_js", f"{VENDOR}/leaflet-draw/dist/leaflet.draw.js")]
+    default_css = [("leaflet_draw_css", f"{VENDOR}/leaflet-draw/dist/leaflet.draw.css")]
+    _template = Template("")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "DrawingTools"
+
+
 def _htmlsafe_json(value) -> str:
     return str(htmlsafe_json_dumps(value, dumps=lambda v, **_: orjson.dumps(v).decode()))
 
@@ -183,7 +200,9 @@ def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str
         "group": GROUPS[layer.group][lang],
         "kind": _kind(layer),
         "titleField": layer.title_field,
+        "statusField": layer.status_field,
         "styleField": style_field,
+        "geometry": list(layer.geometry),
         "colours": colours,
         "legend": legend,
         "style": layer.style.model_dump(),
@@ -194,6 +213,9 @@ def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str
                 "label": f.label(lang),
                 "type": f.type,
                 "unit": f.unit,
+                "required": f.required,
+                "default": f.default,
+                "computed": f.computed,
                 "yes": yes_no[0],
                 "no": yes_no[1],
                 "values": None if f.values is None else [{"value": c.value, "label": c.label(lang)} for c in f.values],
@@ -257,8 +279,15 @@ def one_map(
     urls: Mapping[str, str],
     extent: list[float] | None,
     focus: tuple[float, float, int] | None = None,
+    editable: Collection[str] = (),
+    csrf: str | None = None,
 ) -> folium.Map:
-    """The one map: every layer in a grouped layer control, filled by the browser from the API."""
+    """The one map: every layer in a grouped layer control, filled by the browser from the API.
+
+    ``editable`` names the layers the signed-in user may change (decided by the server, never by the
+    script); their popups get edit controls and the map gets drawing tools. ``csrf`` is the token the
+    script sends with each change.
+    """
     minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
     m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
     folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
@@ -286,14 +315,20 @@ def one_map(
         "lang": lang,
         "api": urls["api"],
         "featurePage": urls["features"],
-        "limit": 10_000,
+        "limit": MAX_LIMIT,
         "gcj02": basemap_.gcj02,
         "bounds": [minx, miny, maxx, maxy] if focus is None else None,
         "focus": list(focus) if focus else None,
         "context": _context(registry, snapshots, lang),
-        "layers": [layer_config(registry[i], lang, internal, yes_no) for i in reversed(list(groups))],
+        "layers": [
+            {**layer_config(registry[i], lang, internal, yes_no), "editable": i in editable}
+            for i in reversed(list(groups))
+        ],
+        "csrf": csrf if editable else None,
         "text": dict(text),
     }
+    if editable:
+        _DrawingTools().add_to(m)
     _GeoappScript("onemap", groups, config).add_to(m)
     return m
 

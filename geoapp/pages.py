@@ -1,19 +1,37 @@
-"""HTML pages: the one map, feature archive pages, the app's own browser assets and the tile proxy."""
+"""HTML pages: the one map, feature archive pages, the deleted-features page, browser assets and the tile proxy."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 import orjson
 import requests
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 
-from geoapp import maps, service
+from geoapp import auth, maps, service
 from geoapp.access import staff
 from geoapp.config import PROJECT_ROOT
-from geoapp.errors import GeoappError, InvalidParameter, NotFound
+from geoapp.errors import GeoappError, InvalidParameter, NotFound, VersionConflict
 from geoapp.i18n import current_lang
+from geoapp.layers import FieldDef, Layer
 from geoapp.params import parse_int, parse_lonlat
 from geoapp.security import nonce
+from geoapp.store.base import DeletedFeature
 
 bp = Blueprint("pages", __name__)
 
@@ -45,6 +63,46 @@ def ui_text() -> dict[str, str]:
         "locatePopup": _("You are within {distance} {unit} of this point"),
         "yes": _("Yes"),
         "no": _("No"),
+        **_editing_text(),
+    }
+
+
+def _editing_text() -> dict[str, str]:
+    """The strings of the editing controls (popup form, shape editing, drawing tools)."""
+    return {
+        "save": _("Save"),
+        "saving": _("Saving…"),
+        "saved": _("Saved"),
+        "created": _("Added"),
+        "cancel": _("Cancel"),
+        "conflict": _(
+            "Someone else changed this feature after you opened it. Nothing was saved; "
+            "it has been reloaded with the current values."
+        ),
+        "saveFailed": _("Not saved: {message}"),
+        "unreachable": _("the server could not be reached"),
+        "signInAgain": _("Not saved: your session has ended; sign in again."),
+        "notAllowed": _("Not saved: you may not change this layer, or the page is out of date; reload it."),
+        "editShape": _("Edit shape"),
+        "editHint": _("Drag the handles to move or reshape the feature, then save."),
+        "newFeature": _("New feature: {layer}"),
+        "drawLayer": _("Layer to draw in"),
+        "drawLine": _("Draw a line"),
+        "drawArea": _("Draw an area"),
+        "drawPoint": _("Place a point"),
+        "drawCancelTitle": _("Cancel drawing"),
+        "drawFinish": _("Finish"),
+        "drawFinishTitle": _("Finish drawing"),
+        "drawUndo": _("Delete last point"),
+        "drawUndoTitle": _("Delete the last point drawn"),
+        "drawCrossing": _("The edges of a shape cannot cross."),
+        "lineStart": _("Click to start the line."),
+        "lineCont": _("Click to continue the line."),
+        "lineEnd": _("Click the last point to finish the line."),
+        "areaStart": _("Click to start the area."),
+        "areaCont": _("Click to continue the area."),
+        "areaEnd": _("Click the first point to close the area."),
+        "pointStart": _("Click the map to place the point."),
     }
 
 
@@ -57,9 +115,14 @@ def _snapshots():
     return {layer.id: engine.snapshot(layer.id) for layer in engine.registry if layer.context}
 
 
+def _may_edit(layer: Layer) -> bool:
+    user = g.get("user")
+    return user is not None and user.may_edit(layer)
+
+
 @bp.get("/")
 def index():
-    """The one map (一张图)."""
+    """The one map (一张图); editors also get edit controls for the layers they may change."""
     focus = None
     if "focus" in request.args:
         lon, lat = parse_lonlat(request.args["focus"], "focus")
@@ -67,6 +130,7 @@ def index():
     engine = service().engine
     snapshots = _snapshots()
     extent = snapshots["district_boundary"].extent if "district_boundary" in snapshots else None
+    editable = [layer.id for layer in engine.registry if not layer.context and _may_edit(layer)]
     m = maps.one_map(
         engine.registry,
         snapshots,
@@ -77,6 +141,8 @@ def index():
         urls={"api": f"{request.script_root}/api", "features": f"{request.script_root}/features/"},
         extent=extent,
         focus=focus,
+        editable=editable,
+        csrf=generate_csrf() if editable else None,
     )
     return render_template("map.html", map=maps.render(m, nonce()), title=_("One Map"))
 
@@ -84,10 +150,32 @@ def index():
 @bp.get("/features/<layer_id>/<fid>")
 def feature(layer_id: str, fid: str):
     """A feature's archive page (一盖一档): its visible attributes, a small map, a permanent link."""
+    return _feature_page(layer_id, parse_int(fid, "fid"))
+
+
+@bp.post("/features/<layer_id>/<int:fid>/status")
+def change_status(layer_id: str, fid: int):
+    """The archive page's status form: change the version the editor saw, never a newer one."""
+    svc = service()
+    layer = svc.engine.layer(layer_id)
+    auth.require_edit(layer)
+    if layer.status_field is None:
+        raise NotFound(f"layer {layer_id} has no status field", parameter="status")
+    version = parse_int(request.form.get("version", ""), "version")
+    changes = {layer.status_field: request.form.get("status", "")}
+    try:
+        svc.store.update(layer_id, fid, changes, expected_version=version, actor=auth.actor())
+    except VersionConflict:
+        # show what the other editor saved, with its version in the form: nothing is overwritten
+        return _feature_page(layer_id, fid, conflict=True, status=409)
+    flash(_("The status was saved."), "info")
+    return redirect(url_for("pages.feature", layer_id=layer_id, fid=fid))
+
+
+def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status: int = 200):
     engine = service().engine
     layer = engine.layer(layer_id)
     snap = engine.snapshot(layer_id)
-    number = parse_int(fid, "fid")
     pos = snap.position(number)
     if pos is None:
         raise NotFound(_("No feature %(fid)s in the layer %(layer)s", fid=number, layer=layer_id), parameter="fid")
@@ -110,9 +198,11 @@ def feature(layer_id: str, fid: str):
         text=ui_text(),
     )
     title = geojson["properties"].get(layer.title_field) or f"#{number}"
-    return render_template(
+    page = render_template(
         "feature.html",
         map=maps.render(m, nonce()),
+        layer_id=layer_id,
+        fid=number,
         layer_title=layer.title(lang),
         title=str(title),
         rows=rows,
@@ -120,7 +210,65 @@ def feature(layer_id: str, fid: str):
         permalink=url_for("pages.feature", layer_id=layer_id, fid=number, _external=True),
         map_link=url_for("pages.index", focus=f"{point.x:.6f},{point.y:.6f}"),
         note=layer.note(lang) if layer.note else None,
+        status_form=_status_form(layer, geojson["properties"], lang),
+        conflict=conflict,
+        history=_history(layer, number, lang) if staff() else None,
     )
+    return page, status
+
+
+@dataclass(frozen=True)
+class StatusForm:
+    label: str
+    current: str | None
+    choices: list[tuple[str, str]]  # (value, label in the page's language)
+
+
+def _status_form(layer: Layer, properties: dict, lang: str) -> StatusForm | None:
+    """The archive page's status form, for editors of a layer that has a status field."""
+    if layer.status_field is None or not _may_edit(layer):
+        return None
+    spec = layer.field(layer.status_field)
+    choices = [(c.value, c.label(lang)) for c in spec.values or ()]
+    return StatusForm(spec.label(lang), properties.get(spec.name), choices)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    actor: str
+    action: str
+    changes: list[tuple[str, str, str]]  # (field label, old, new), all shown as text
+
+
+def _history(layer: Layer, fid: int, lang: str) -> list[HistoryEntry]:
+    """The feature's audit trail, newest first, with labels and values as the page shows them."""
+    actions = {"insert": _("Created"), "update": _("Changed"), "delete": _("Deleted"), "restore": _("Restored")}
+    specs = {f.name: f for f in layer.fields}
+    entries = []
+    for entry in reversed(service().store.history(layer.id, fid)):
+        changes = [_change(specs.get(name), name, old, new, lang) for name, (old, new) in entry.changes.items()]
+        actor = entry.actor if entry.actor_kind == "user" else f"{entry.actor} ({entry.actor_kind})"
+        entries.append(HistoryEntry(_when(entry.at), actor, actions.get(entry.action, entry.action), changes))
+    return entries
+
+
+def _change(spec: FieldDef | None, name: str, old, new, lang: str) -> tuple[str, str, str]:
+    if name == "geometry":  # the WKT says nothing to a reader; that the shape changed does
+        return _("Geometry"), "—" if old is None else _("previous shape"), "—" if new is None else _("new shape")
+    if name == "version":
+        return _("Record version"), "—" if old is None else str(old), "—" if new is None else str(new)
+    if spec is None:  # a field no longer in the layer's definition
+        return name, "—" if old is None else str(old), "—" if new is None else str(new)
+    return spec.label(lang), _display(spec, old, lang), _display(spec, new, lang)
+
+
+def _when(at: str) -> str:
+    """An audit time (ISO, UTC) as ``YYYY-MM-DD HH:MM:SS``."""
+    try:
+        return dt.datetime.fromisoformat(at.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return at
 
 
 def _display(spec, value, lang: str) -> str:
@@ -134,6 +282,48 @@ def _display(spec, value, lang: str) -> str:
     if spec.type == "number":
         value = f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{value} {spec.unit}" if spec.unit else str(value)
+
+
+@dataclass(frozen=True)
+class DeletedRow:
+    layer_id: str
+    layer_title: str
+    fid: int
+    title: str
+    deleted_at: str
+    deleted_by: str
+
+
+@bp.get("/admin/deleted")
+@auth.require_role("admin")
+def deleted():
+    """Soft-deleted features, newest first, each with a button to restore it (administrators only)."""
+    svc = service()
+    lang = current_lang()
+    registry = svc.registry
+    # a layer since removed from the definitions cannot take its features back
+    rows = [
+        _deleted_row(registry[item.feature.layer], item, lang)
+        for item in svc.store.deleted()
+        if item.feature.layer in registry
+    ]
+    return render_template("deleted.html", rows=rows, title=_("Deleted features"))
+
+
+def _deleted_row(layer: Layer, item: DeletedFeature, lang: str) -> DeletedRow:
+    feature = item.feature
+    title = feature.properties.get(layer.title_field) or f"#{feature.fid}"
+    return DeletedRow(layer.id, layer.title(lang), feature.fid, str(title), _when(item.deleted_at), item.deleted_by)
+
+
+@bp.post("/admin/deleted/<layer_id>/<int:fid>/restore")
+@auth.require_role("admin")
+def restore(layer_id: str, fid: int):
+    svc = service()
+    svc.engine.layer(layer_id)
+    feature = svc.store.restore(layer_id, fid, actor=auth.actor())
+    flash(_("Feature #%(fid)s was restored.", fid=feature.fid), "info")
+    return redirect(url_for("pages.deleted"))
 
 
 @bp.get("/static/vendor/<path:path>")

@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD, ROLES, login
 
 from geoapp.accounts import LoginPolicy, new_token
+from tests.conftest import PASSWORD, ROLES, login
 
 HOARDING = "/api/layers/construction_hoardings/features"
 PONDING = "/api/layers/waterlogging_points/features"

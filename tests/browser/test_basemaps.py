@@ -6,8 +6,9 @@ import json
 import urllib.request
 
 import pytest
-from conftest import READY, serve, stop, watch
 from pyproj import Geod
+
+from tests.browser.conftest import READY, serve, stop, watch
 
 GEOD = Geod(ellps="WGS84")
 

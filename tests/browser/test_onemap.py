@@ -7,7 +7,8 @@ import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD, READY
+
+from tests.browser.conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD, READY
 
 
 def _api(base: str, path: str):
@@ -129,7 +130,7 @@ def test_language_switch_changes_the_ui_and_is_remembered(live_server, zh, shots
 
 
 def test_english_from_the_browser_language(browser, live_server, shots):
-    from conftest import watch
+    from tests.browser.conftest import watch
 
     context = browser.new_context(locale="en-GB")
     watched = watch(context)
