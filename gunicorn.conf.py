@@ -12,4 +12,6 @@ accesslog = "-"
 
 def when_ready(server):
     # in the master, before the fork: workers share the built indexes copy-on-write
-    server.app.wsgi().extensions["geoapp"].engine.warm()
+    service = server.app.wsgi().extensions["geoapp"]
+    service.engine.warm()
+    service.store.close()  # the snapshots hold no connection; none may cross the fork

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_compress import Compress
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from geoapp import config, errors, i18n, maps, security
 from geoapp.layers import Registry
@@ -20,6 +21,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         "COMPRESS_MIMETYPES", ["application/json", GEOJSON, "text/html", "text/css", "text/javascript"]
     )
     app.json.ensure_ascii = False
+    app.config.setdefault("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)  # an edit is a feature, not a data set
+    proxies = int(app.config["GEOAPP_PROXIES"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     app.extensions["geoapp"] = Service(registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"])
     try:

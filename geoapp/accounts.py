@@ -7,6 +7,7 @@ only a SHA-256 digest is stored (a fast digest is enough for values that cannot 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,20 @@ STAFF = frozenset({"viewer", "planner", "commander", "admin"})
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
+NAME = re.compile(r"[\w.@-]{1,64}")
+#: verified instead of a real hash when an account does not exist, so that both take as long
+DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def valid_name(name: str) -> bool:
+    """Account and token names: 1 to 64 letters, digits, ``_``, ``.``, ``@`` or ``-``."""
+    return bool(NAME.fullmatch(name))
+
+
+def check_name(name: str) -> str:
+    if not valid_name(name):
+        raise InvalidParameter("a name has 1 to 64 letters, digits, _ . @ or -", parameter="name")
+    return name
 
 
 @dataclass(frozen=True)

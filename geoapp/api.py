@@ -7,7 +7,6 @@ from dataclasses import asdict
 from urllib.parse import urlencode
 
 import orjson
-import shapely.geometry
 from flask import Blueprint, Response, request, url_for
 
 from geoapp import GEOJSON, auth, editing, report, service
@@ -15,7 +14,7 @@ from geoapp.access import staff
 from geoapp.errors import InvalidParameter, NotFound
 from geoapp.layers import GROUPS, FieldDef, Layer
 from geoapp.params import features_request, parse_int
-from geoapp.spatial import Result
+from geoapp.spatial import Result, geojson_geometries
 from geoapp.store import Feature
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -112,7 +111,9 @@ def features(layer_id: str):
         orjson.dumps(meta)[1:],
     )
     response = Response(body, mimetype=GEOJSON)
-    response.set_etag(f"{layer_id}-{result.snapshot.version}-{int(internal)}-{zlib.crc32(request.query_string):08x}")
+    # the answer changes with this layer and with any layer it was asked relative to (within=grid_cells/7)
+    versions = "-".join(str(v) for v in (result.snapshot.version, *map(engine.store.version, req.depends)))
+    response.set_etag(f"{layer_id}-{versions}-{int(internal)}-{zlib.crc32(request.query_string):08x}")
     return response.make_conditional(request)
 
 
@@ -163,7 +164,7 @@ def _feature_response(feature: Feature, status: int = 200) -> Response:
         "type": "Feature",
         "id": feature.fid,
         "version": feature.version,
-        "geometry": shapely.geometry.mapping(feature.geometry),
+        "geometry": orjson.loads(geojson_geometries(feature.geometry)),
         "properties": {k: v for k, v in feature.properties.items() if k in visible},
     }
     response = _json(payload, status, GEOJSON)

@@ -7,13 +7,14 @@ import os
 import secrets
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from geoapp import errors, service
+from geoapp import accounts, errors, service
 from geoapp.accounts import LoginPolicy, Principal, TooManyAttempts, token_digest, verify_password
 from geoapp.layers import Layer
 from geoapp.store.base import Actor
@@ -135,13 +136,15 @@ def require_role(*roles: str):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    target = request.values.get("next") or url_for("pages.index")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("pages.index")  # never redirect off the site
+    target = _local_target(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", title=_("Sign in"), next=target)
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
+    if not accounts.valid_name(name):
+        # nothing unlike an account name reaches the store or the audit trail
+        flash(_("Wrong name or password."), "error")
+        return render_template("login.html", title=_("Sign in"), next=target), 401
     store = service().store
     policy: LoginPolicy = current_app.config.get("LOGIN_POLICY", POLICY)
     keys = policy.keys(name, request.remote_addr)
@@ -152,8 +155,10 @@ def login():
         flash(_("Too many failed sign-ins. Try again in 15 minutes or ask an administrator."), "error")
         return render_template("login.html", title=_("Sign in"), next=target, name=name), 429
     time.sleep(wait)  # slows guessing down; the policy says how much
-    user = store.user(name) if name else None
-    if user is None or user.disabled or not verify_password(user.password_hash, password):
+    user = store.user(name)
+    # a missing or disabled account costs the same Argon2 check, so timing does not tell names apart
+    checked = verify_password(user.password_hash if user else accounts.DUMMY_HASH, password)
+    if user is None or user.disabled or not checked:
         store.note_login_failure(keys, time.time())
         store.record(Actor(name or "-", "user", request.remote_addr), "login_failed")
         flash(_("Wrong name or password."), "error")
@@ -165,6 +170,17 @@ def login():
     session["user"], session["epoch"] = user.name, user.epoch
     current_app.logger.info("sign-in: %s from %s", user.name, request.remote_addr)
     return redirect(target)
+
+
+def _local_target(target: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another host."""
+    home = url_for("pages.index")
+    if not target or any(ord(c) < 0x20 or c in "\\\x7f" for c in target):
+        return home  # browsers drop tabs and newlines, which would turn "/\t/host" into "//host"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return home
+    return target
 
 
 @bp.post("/logout")

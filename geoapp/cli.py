@@ -112,6 +112,7 @@ def _password(password_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
 def user_add(name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
     """Add a staff account."""
+    accounts.check_name(name)
     roles = accounts.check_roles(roles)
     service().store.add_user(name, accounts.hash_password(_password(password_stdin)), roles, actor=CLI)
     click.echo(f"added user {name} ({', '.join(roles)})")
@@ -148,6 +149,7 @@ def user_passwd(name: str, password_stdin: bool) -> None:
 @click.option("--role", "roles", multiple=True, required=True, help=f"One of {', '.join(accounts.ROLES)}; repeatable.")
 def token_add(name: str, roles: tuple[str, ...]) -> None:
     """Create a token and print it once; only its digest is kept."""
+    accounts.check_name(name)
     roles = accounts.check_roles(roles)
     token, digest = accounts.new_token()
     service().store.add_token(name, digest, roles, actor=CLI)

@@ -39,6 +39,12 @@ SETTINGS = (
         "osm",
         "Basemap tiles under the vector backdrop: none, osm, tianditu, amap (GCJ-02) or xyz:<URL template>.",
     ),
+    Setting(
+        "GEOAPP_PROXIES",
+        "0",
+        "How many reverse proxies (nginx ...) stand in front of the app; their X-Forwarded-For and "
+        "X-Forwarded-Proto are then trusted for the client's address (sign-in limits, audit) and https.",
+    ),
     Setting("GEOAPP_TIANDITU_KEY", "", "Tianditu key (tk); used by the server's tile proxy, never sent to a page."),
     Setting(
         "GEOAPP_TIANDITU_URL",

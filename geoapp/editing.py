@@ -36,12 +36,14 @@ def expected_version(if_match: str | None, body: dict) -> int:
     raw: Any = body.get("version")
     if if_match:
         raw = if_match.strip().removeprefix("W/").strip('"')
-    if raw is None:
+    if raw is None or isinstance(raw, bool):
         raise VersionRequired(
             "send the version you read (If-Match header or a version field) so that no change is overwritten",
             parameter="version",
         )
     try:
+        if isinstance(raw, float) or (isinstance(raw, str) and not raw.isdigit()):
+            raise ValueError
         return int(raw)
     except (TypeError, ValueError):
         raise InvalidParameter(f"version must be a whole number, not {raw!r}", parameter="version") from None

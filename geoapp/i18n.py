@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Flask, g, request, url_for
 from flask_babel import Babel, get_locale
 
@@ -52,9 +54,8 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _languages():
         def switch_url(lang: str) -> str:
-            if request.endpoint is None:  # an error page for an unknown path
-                return f"?lang={lang}"
-            args = {**(request.view_args or {}), **request.args.to_dict(), "lang": lang}
-            return url_for(request.endpoint, **args)
+            """This page in another language (query arguments kept as they are, never given to url_for)."""
+            path = request.path if request.endpoint is None else url_for(request.endpoint, **(request.view_args or {}))
+            return f"{path}?{urlencode({**request.args.to_dict(), 'lang': lang})}"
 
         return {"lang": current_lang(), "locale": str(get_locale()), "switch_url": switch_url}

@@ -28,6 +28,7 @@ FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
 # Columns the store keeps for itself; a layer may not declare them.
 RESERVED = {"fid", "geom", "geometry", "id", "_version", "distance_m"}
 LANGUAGES = ("zh", "en")
+MAX_SAFE_INTEGER = 2**53 - 1  # exact in SQLite, in doubles and in the browser
 
 
 class LayerError(ValueError):
@@ -65,6 +66,7 @@ class FieldDef(_Model):
     max: float | None = None
     unit: str | None = None
     computed: Literal["length", "area"] | None = None
+    max_length: int = Field(default=2000, ge=1)  # text fields: a note, not a document
 
     @field_validator("name")
     @classmethod
@@ -120,6 +122,8 @@ class FieldDef(_Model):
         if self.type == "string":
             if not isinstance(value, str):
                 raise ValueError("must be text")
+            if len(value) > self.max_length:
+                raise ValueError(f"must be at most {self.max_length} characters")
             if self.allowed is not None and value not in self.allowed:
                 raise ValueError(f"must be one of: {', '.join(self.allowed)}")
             if self.pattern and not re.fullmatch(self.pattern, value):
@@ -155,6 +159,8 @@ def _number(value: Any, *, integer: bool) -> int | float:
         raise ValueError("must be a number") from None
     if not math.isfinite(number):
         raise ValueError("must be a finite number")
+    if abs(number) > MAX_SAFE_INTEGER:
+        raise ValueError(f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
     if integer:
         if number != int(number):
             raise ValueError("must be a whole number")
@@ -204,6 +210,10 @@ class Layer(_Model):
         for name in self.popup:
             if name not in names:
                 raise ValueError(f"popup field {name!r} is not a declared field (declared: {allowed})")
+        for key in ("status_field", "style.by"):
+            name = self.status_field if key == "status_field" else self.style.by
+            if name in names and not self.field(name).public:
+                raise ValueError(f"{key} {name!r} must be public: the map's colours and the statistics show it")
         if self.status_field:
             status = self.field(self.status_field)
             if not status.values or any(c.color is None for c in status.values):

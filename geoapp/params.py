@@ -28,6 +28,7 @@ class FeaturesRequest:
     query: Query
     limit: int
     offset: int
+    depends: tuple[str, ...] = ()  # other layers the answer depends on (within=<layer>/<id>)
 
 
 def features_request(
@@ -62,7 +63,7 @@ def features_request(
         nearest = (*parse_lonlat(one["nearest"], "nearest"), k)
     if near and nearest:
         raise InvalidParameter("give either near with radius, or nearest with k, not both", parameter="nearest")
-    within = parse_within(engine, one["within"]) if "within" in one else None
+    within, depends = parse_within(engine, one["within"]) if "within" in one else (None, ())
 
     filters = {}
     for name, spec in fields.items():
@@ -80,7 +81,8 @@ def features_request(
     offset = parse_int(one.get("offset", "0"), "offset")
     if offset < 0:
         raise InvalidParameter("offset must be a whole number >= 0", parameter="offset")
-    return FeaturesRequest(Query(bbox=bbox, near=near, nearest=nearest, within=within, filters=filters), limit, offset)
+    query = Query(bbox=bbox, near=near, nearest=nearest, within=within, filters=filters)
+    return FeaturesRequest(query, limit, offset, depends)
 
 
 def parse_number(text: str, parameter: str) -> float:
@@ -130,8 +132,8 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
-def parse_within(engine: Engine, text: str) -> BaseGeometry:
-    """``<layer>/<feature id>`` (e.g. a grid cell) or a GeoJSON polygon in lon/lat."""
+def parse_within(engine: Engine, text: str) -> tuple[BaseGeometry, tuple[str, ...]]:
+    """``<layer>/<feature id>`` (e.g. a grid cell) or a GeoJSON polygon in lon/lat; and the layer it came from."""
     if text.lstrip().startswith("{"):
         try:
             geom = shapely.from_geojson(orjson.dumps(orjson.loads(text)))
@@ -142,7 +144,7 @@ def parse_within(engine: Engine, text: str) -> BaseGeometry:
         minx, miny, maxx, maxy = geom.bounds
         _check_lonlat(minx, miny, "within")
         _check_lonlat(maxx, maxy, "within")
-        return geom
+        return geom, ()
     layer_id, _, fid_text = text.partition("/")
     if layer_id not in engine.registry:
         raise InvalidParameter(
@@ -153,4 +155,4 @@ def parse_within(engine: Engine, text: str) -> BaseGeometry:
     pos = snap.position(fid)
     if pos is None:
         raise InvalidParameter(f"within: layer {layer_id} has no feature {fid}", parameter="within")
-    return snap.geoms[pos]
+    return snap.geoms[pos], (layer_id,)

@@ -126,14 +126,17 @@ class Snapshot:
         pos = int(np.searchsorted(self.fids, fid))
         return pos if pos < len(self.fids) and self.fids[pos] == fid else None
 
-    @property
-    def knn(self) -> rtree.index.Index:
-        """An R-tree on metric bounds for k-nearest search, which the STR-tree lacks; built on first use."""
+    def nearest_by_bounds(self, point: shapely.Point, count: int) -> np.ndarray:
+        """Positions of about ``count`` features nearest by bounding box, from an R-tree (the STR-tree has no k-NN).
+
+        The R-tree is built on first use (or by :meth:`Engine.warm`); libspatialindex is not
+        thread-safe even for reads, so building and querying both hold the lock.
+        """
         with self._knn_lock:
             if self._knn is None:
                 bounds = shapely.bounds(self.metric)
                 self._knn = rtree.index.Index((np.arange(len(self), dtype="int64"), bounds[:, :2], bounds[:, 2:]))
-            return self._knn
+            return np.fromiter(self._knn.nearest(point.bounds, count), dtype="int64")
 
     def features_json(self, positions: Sequence[int] | np.ndarray, internal: bool) -> list[bytes]:
         """GeoJSON Feature bytes without the closing brace of ``properties`` and of the feature.
@@ -154,8 +157,7 @@ class Snapshot:
         names = [f.name for f in self.layer.visible_fields(internal)]
         sub = self.gdf.iloc[positions]
         columns = [_plain(sub[name]) for name in names]
-        geoms = shapely.transform(self.geoms[positions], lambda xy: np.round(xy, COORD_DECIMALS))
-        geometry = shapely.to_geojson(geoms)
+        geometry = geojson_geometries(self.geoms[positions])
         out = np.empty(len(positions), dtype=object)
         for i, (fid, version, geom) in enumerate(
             zip(self.fids[positions], sub[VERSION_COLUMN].to_numpy(), geometry, strict=True)
@@ -168,6 +170,11 @@ class Snapshot:
                 props[:-1],
             )
         return out
+
+
+def geojson_geometries(geoms):
+    """GeoJSON text of geometries, coordinates rounded to :data:`COORD_DECIMALS` (about 1 cm)."""
+    return shapely.to_geojson(shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS)))
 
 
 def _members(positions: np.ndarray, selected: np.ndarray) -> np.ndarray:
@@ -223,7 +230,7 @@ class Engine:
         for layer_id in self.registry.ids:
             snap = self.snapshot(layer_id)
             if len(snap) > BRUTE_FORCE_NEAREST:
-                snap.knn  # noqa: B018 - built for its side effect
+                snap.nearest_by_bounds(shapely.Point(0, 0), 1)  # builds the R-tree
 
     def query(self, layer_id: str, query: Query) -> Result:
         """Select features of a layer.
@@ -292,7 +299,7 @@ class Engine:
             want, found = k, np.array([], dtype="int64")
             while len(found) < k:
                 want *= 4
-                found = np.fromiter(snap.knn.nearest(point.bounds, want), dtype="int64")
+                found = snap.nearest_by_bounds(point, want)
                 if selected is not None:
                     found = found[_members(found, selected)]
             bound = np.sort(snap.distances(found, point))[k - 1]
@@ -315,7 +322,10 @@ class Engine:
                 continue
             snap = self.snapshot(layer.id)
             titles = snap.gdf[layer.title_field].astype("string").str.casefold()
-            positions = np.flatnonzero(titles.str.contains(needle, regex=False).fillna(False).to_numpy(dtype=bool))
+            contains = titles.str.contains(needle, regex=False).fillna(False).to_numpy(dtype=bool)
+            exact = (titles == needle).fillna(False).to_numpy(dtype=bool)
+            # exact matches first, so that a long list of partial matches cannot push them out
+            positions = np.concatenate([np.flatnonzero(exact), np.flatnonzero(contains & ~exact)])
             for pos in positions[:limit]:
                 title = snap.gdf[layer.title_field].iat[pos]
                 point = shapely.point_on_surface(snap.geoms[pos])

@@ -254,3 +254,30 @@ def test_search_refuses_bad_input(client, query, parameter):
     response = client.get(f"/api/search?{query}")
     assert response.status_code == 400
     assert response.json["error"]["parameter"] == parameter
+
+
+def test_etag_of_a_within_query_follows_the_referenced_feature(client, app):
+    store = app.extensions["geoapp"].store
+    url = "/api/layers/manhole_covers/features?within=grid_cells/100"
+    first = client.get(url)
+    cell = store.get("grid_cells", 100)
+    import shapely.affinity
+
+    store.update(
+        "grid_cells", 100, geometry=shapely.affinity.translate(cell.geometry, 0.003), expected_version=cell.version
+    )
+    again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200  # not a stale 304: the cell moved
+
+
+def test_search_ranks_exact_matches_first(client, app):
+    store = app.extensions["geoapp"].store
+    store.insert("heating_stations", {"name": "换热站", "supply_type": "direct"}, shapely.Point(113.30, 33.73))
+    results = client.get("/api/search?q=换热站&limit=3").json["results"]
+    assert results[0]["title"] == "换热站"
+
+
+def test_reserved_arguments_in_a_page_url_do_not_break_it(client):
+    response = client.get("/?_method=POST&_external=1")
+    assert response.status_code == 200
+    assert "lang=en" in response.get_data(as_text=True)

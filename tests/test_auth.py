@@ -342,3 +342,56 @@ def test_no_password_or_token_is_stored_or_logged_in_clear(app, users, database,
         assert secret not in caplog.text
     users_table = sqlite3.connect(database).execute("SELECT password_hash FROM geoapp_users").fetchall()
     assert all(h.startswith("$argon2id$") for (h,) in users_table)
+
+
+@pytest.mark.parametrize(
+    "target", ["/%09/evil.example", "/%0a/evil.example", "//evil.example", "https://evil.example/", "/\\evil.example"]
+)
+def test_sign_in_never_redirects_off_the_site(app, users, target):
+    client = app.test_client()
+    page = client.get(f"/login?next={target}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    kept = re.search(r'name="next" value="([^"]*)"', page).group(1)
+    response = client.post("/login", data={"name": "viewer", "password": PASSWORD, "csrf_token": csrf, "next": kept})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    local = client.post(
+        "/login", data={"name": "viewer", "password": PASSWORD, "csrf_token": csrf, "next": "/?lang=en"}
+    )
+    assert local.headers["Location"] == "/?lang=en"  # a path on this site is kept
+
+
+def test_names_unlike_accounts_never_reach_the_audit_trail(app, users, database):
+    client = app.test_client()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    rows = _audit_rows(database)
+    for name in ("A" * 400, "名字\n带换行", "<script>"):
+        response = client.post("/login", data={"name": name, "password": "x", "csrf_token": csrf})
+        assert response.status_code == 401
+    assert _audit_rows(database) == rows
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "parameter"),
+    [
+        ({"properties": {"notes": "x" * 2001}, "version": 1}, 400, "notes"),
+        ({"properties": {"entrances": 1e30}, "version": 1}, 400, "entrances"),
+        ({"properties": {"notes": "x"}, "version": True}, 428, "version"),
+        ({"properties": {"notes": "x"}, "version": 1.5}, 400, "version"),
+    ],
+)
+def test_out_of_range_values_are_refused_not_crashing(app, users, body, status, parameter):
+    client, headers = _signed_in(app, "commander")
+    response = client.patch("/api/layers/underground_spaces/features/1", json=body, headers=headers)
+    assert response.status_code == status
+    assert response.json["error"]["parameter"] == parameter
+
+
+def test_huge_feature_ids_are_not_found(app, users):
+    client, headers = _signed_in(app, "admin")
+    huge = "99999999999999999999999"
+    assert client.get(f"{HOARDING}/{huge}").status_code in (400, 404)
+    assert client.get(f"{HOARDING}/{huge}/history").status_code == 404
+    assert client.patch(f"{HOARDING}/{huge}", json={"version": 1}, headers=headers).status_code == 404
+    assert client.post(f"{HOARDING}/{huge}/restore", headers=headers).status_code == 404

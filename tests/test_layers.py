@@ -81,6 +81,7 @@ BAD = [
     ("id differs from file", lambda d: d.update(id="ponding_points"), "must match the file name"),
     ("default outside vocabulary", lambda d: _field(d, "status").update(default="wet"), "must be one of"),
     ("bad pattern", lambda d: _field(d, "contact_phone").update(pattern="(["), "not a regular expression"),
+    ("internal status", lambda d: _field(d, "status").update(visibility="internal"), "must be public"),
 ]
 
 

@@ -151,3 +151,16 @@ def test_engine_follows_store_changes(random_store):
     finally:
         store.delete("manhole_covers", added.fid)
     assert engine.query("manhole_covers", Query(nearest=(*far, 1))).fids() != [added.fid]
+
+
+def test_nearest_from_many_threads_at_once_gives_the_same_answers(random_store):
+    # the k-nearest R-tree (libspatialindex) is not thread-safe; gunicorn serves with threads
+    import concurrent.futures
+
+    engine, _, _ = random_store
+    rng = np.random.default_rng(11)
+    points = [(rng.uniform(113.27, 113.33), rng.uniform(33.71, 33.75)) for _ in range(200)]
+    expected = [engine.query("manhole_covers", Query(nearest=(x, y, 20))).fids() for x, y in points]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda p: engine.query("manhole_covers", Query(nearest=(*p, 20))).fids(), points * 4))
+    assert got == expected * 4

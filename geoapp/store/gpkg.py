@@ -196,6 +196,8 @@ class GeoPackageStore(Store):
         return self._get(self._conn(), self.registry[layer_id], fid)
 
     def _get(self, conn: sqlite3.Connection, layer: Layer, fid: int) -> Feature | None:
+        if not 0 < fid < 2**63:
+            return None  # no such fid can exist (and SQLite would refuse to compare it)
         names = [f.name for f in layer.fields]
         columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
         row = conn.execute(f"SELECT {columns} FROM {_q(layer.id)} WHERE fid = ?", (fid,)).fetchone()
@@ -290,9 +292,13 @@ class GeoPackageStore(Store):
     def restore(self, layer_id: str, fid: int, actor: Actor = SYSTEM) -> Feature:
         layer = self.registry[layer_id]
         with self._write(layer_id) as conn:
-            row = conn.execute(
-                "SELECT version, geom, properties FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid)
-            ).fetchone()
+            row = (
+                conn.execute(
+                    "SELECT version, geom, properties FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid)
+                ).fetchone()
+                if 0 < fid < 2**63
+                else None
+            )
             if row is None:
                 raise NotFound(f"no deleted feature {fid} in layer {layer_id}", parameter="fid")
             version, blob, props = row
@@ -429,6 +435,8 @@ class GeoPackageStore(Store):
             _audit(conn, actor, action, None, None, dict(changes or {}))
 
     def history(self, layer_id: str, fid: int) -> list[AuditEntry]:
+        if not 0 < fid < 2**63:
+            return []
         rows = self._conn().execute(
             f"SELECT {_AUDIT_COLUMNS} FROM geoapp_audit WHERE layer = ? AND fid = ? ORDER BY id", (layer_id, fid)
         )
