@@ -170,7 +170,7 @@ def token_list() -> None:
     """List tokens (names and roles; the tokens themselves are not kept)."""
     for token in service().store.tokens():
         state = f"revoked {token.revoked_at[:10]}" if token.revoked_at else "live"
-        click.echo(f"{token.name:<20} {','.join(token.roles):<20} {state:<18} last used {token.last_used_at or '-'}")
+        click.echo(f"{token.name:<20} {','.join(token.roles):<20} {state:<18} last write {token.last_used_at or '-'}")
 
 
 @audit_cli.command("export")
