@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +95,33 @@ def login(client, name: str, password: str = PASSWORD):
     response = client.post("/login", data={"name": name, "password": password, "csrf_token": csrf})
     meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True))
     return response, meta.group(1) if meta else None  # pages carry the token for signed-in users only
+
+
+def start_server(command: list[str], log: Path, timeout: float = 120, **settings: str):
+    """Run a server command on a free 127.0.0.1 port; return (process, base URL) once /api/layers answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), **settings}
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/layers", timeout=2)
+            return proc, base
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_server(proc)
+                pytest.fail(f"{' '.join(command)} did not serve on {base}:\n{log.read_text()}")
+            time.sleep(0.2)
+
+
+def stop_server(proc) -> None:
+    """Stop a server started by :func:`start_server`, with everything it started."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -3,56 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from geoapp.config import PROJECT_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import start_server, stop_server
 
 
 @pytest.fixture
 def served(tmp_path):
-    """`make run` on a free port with a fresh store path; yields the base URL, stops the server after."""
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "GEOAPP_DATABASE": str(tmp_path / "run.gpkg")}
-    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - closed below, after the process
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/layers", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"make run did not serve on {base}:\n{log.read()}")
-                time.sleep(0.3)
-        yield base, tmp_path / "run.gpkg", log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    """`make run` with a fresh store path; yields the base URL, the store and the server's log."""
+    log = tmp_path / "run.log"
+    proc, base = start_server(["make", "--no-print-directory", "run"], log, GEOAPP_DATABASE=str(tmp_path / "run.gpkg"))
+    yield base, tmp_path / "run.gpkg", log
+    stop_server(proc)
 
 
 def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
@@ -102,7 +67,6 @@ def test_no_password_or_token_reaches_the_server_log(served, registry, password_
     form = urllib.parse.urlencode({"name": "planner", "password": PASSWORD + "x", "csrf_token": csrf}).encode()
     with pytest.raises(urllib.error.HTTPError):
         opener.open(f"{base}/login", data=form, timeout=10)
-    log.seek(0)
-    text = log.read()
+    text = log.read_text(encoding="utf-8")
     assert "PATCH /api/layers/construction_hoardings/features/1" in text  # the access log is there
     assert token not in text and PASSWORD not in text

@@ -5,13 +5,7 @@ Nothing may leave 127.0.0.1: any other request is aborted and recorded, and the 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +15,7 @@ from playwright.sync_api import sync_playwright
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
+from tests.conftest import start_server, stop_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,12 +39,6 @@ READY = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
     """The demo district plus features whose names try to run script, in an embedded and a fetched layer."""
@@ -69,35 +58,9 @@ def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
 
 
 def serve(database: Path, log: Path, **settings: str):
-    """Start gunicorn on a free port; return (process, base URL) once it answers."""
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "GEOAPP_DATABASE": str(database), "GEOAPP_WORKERS": "1", **settings}
-    out = open(log, "w")  # noqa: SIM115 - owned by the process, closed by stop()
-    proc = subprocess.Popen(
-        [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/layers", timeout=2)
-            return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop(proc)
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-
-
-def stop(proc) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    """gunicorn as `make run` starts it, with one worker; return (process, base URL) once it answers."""
+    command = [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    return start_server(command, log, 60, GEOAPP_DATABASE=str(database), GEOAPP_WORKERS="1", **settings)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +68,7 @@ def live_server(hostile_gpkg, tmp_path_factory):
     path, _ = hostile_gpkg
     proc, base = serve(path, tmp_path_factory.mktemp("logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
     yield base
-    stop(proc)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 from pyproj import Geod
 
-from tests.browser.conftest import READY, serve, stop, watch
+from tests.browser.conftest import READY, serve, watch
+from tests.conftest import stop_server
 
 GEOD = Geod(ellps="WGS84")
 
@@ -17,7 +18,7 @@ GEOD = Geod(ellps="WGS84")
 def amap_server(demo_gpkg, tmp_path_factory):
     proc, base = serve(demo_gpkg, tmp_path_factory.mktemp("amap") / "gunicorn.log", GEOAPP_BASEMAP="amap")
     yield base
-    stop(proc)
+    stop_server(proc)
 
 
 def test_amap_overlays_are_shifted_to_gcj02_and_views_shifted_back(browser, amap_server, shots):
@@ -64,4 +65,4 @@ def test_osm_basemap_loads_only_its_tiles_from_outside(browser, demo_gpkg, tmp_p
         assert watched.console_errors == []
         context.close()
     finally:
-        stop(proc)
+        stop_server(proc)

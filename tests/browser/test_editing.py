@@ -17,7 +17,8 @@ import shapely
 
 from geoapp.accounts import hash_password
 from geoapp.store import open_store
-from tests.browser.conftest import READY, serve, stop, watch
+from tests.browser.conftest import READY, serve, watch
+from tests.conftest import stop_server
 
 PASSWORD = "password-123"
 HOARDINGS = "construction_hoardings"
@@ -63,7 +64,7 @@ def editing_site(tmp_path_factory, demo_gpkg, registry):
     store.close()
     proc, base = serve(path, tmp_path_factory.mktemp("editing-logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
     yield base, features
-    stop(proc)
+    stop_server(proc)
 
 
 @pytest.fixture
