@@ -21,7 +21,7 @@ but the app is timed and nothing leaves the machine.
    :func:`bench.http_api.gunicorn`) and opened :data:`LOADS` times in headless Chromium, each
    time in a fresh context (empty cache, 1400x860, zh-CN) after one untimed load. *ready* is
    the wall time from ``page.goto`` until every operational layer has fetched and drawn its
-   features for the first view (the tests' ready condition, :data:`READY`); DOMContentLoaded
+   features for the first view (the browser tests' ready condition, :data:`READY`); DOMContentLoaded
    comes from the page's navigation timing. Playwright routes every request, aborting and
    counting any not to 127.0.0.1: there must be none. The first view shows the whole
    district, and the page asks for at most 10,000 features per layer and view (the API's
@@ -67,6 +67,7 @@ from data import demo_district
 from geoapp import create_app, service
 from geoapp.layers import Registry
 from geoapp.store import create_store
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, READY
 
 T = TypeVar("T")
 
@@ -77,25 +78,9 @@ NAIVE_CAP_S = 60
 SETTINGS = {"GEOAPP_BASEMAP": "none"}  # no tiles: offline, and only the app's own work is timed
 CODE_PREFIX = "4199010101"  # the demo's fictional admin code 419901, class 01, subclass 01: 6 digits left
 
-CHROMIUM = "/usr/bin/chromium"
-# the flags of tests/browser/conftest.py: no sandbox or GPU in a container, no background traffic
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 860}
 LOCALE = "zh-CN"
 LOCAL = "http://127.0.0.1:"
-# every operational layer has asked the API for the first view and drawn the answer (tests/browser/test_onemap.py)
-READY = (
-    "() => window.geoapp && window.geoapp.state && "
-    "Object.values(window.geoapp.state.layers).every(l => l.requests > 0 && !l.loading)"
-)
 AFTER_READY = """(layer) => {
   const covers = window.geoapp.state.layers[layer];
   const navigation = performance.getEntriesByType("navigation")[0];

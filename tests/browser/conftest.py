@@ -15,28 +15,14 @@ from playwright.sync_api import sync_playwright
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import start_server, stop_server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # values that would run script if any page put them into HTML or a template literal
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">'
 HOSTILE_ROAD = "${window.__pwned=2}"
 HOSTILE_CONTEXT = "</script><script>window.__pwned=3</script>"
 HOSTILE_POINT = (113.3005, 33.7305)
-# the map is ready when every layer has been fetched for the view and drawn
-READY = (
-    "() => window.geoapp && window.geoapp.state"
-    " && Object.values(window.geoapp.state.layers).every(l => l.requests > 0 && !l.loading)"
-)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 from pyproj import Geod
 
-from tests.browser.conftest import READY, serve, watch
+from tests.browser.chromium import READY
+from tests.browser.conftest import serve, watch
 from tests.conftest import stop_server
 
 GEOD = Geod(ellps="WGS84")

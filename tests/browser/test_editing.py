@@ -17,7 +17,8 @@ import shapely
 
 from geoapp.accounts import hash_password
 from geoapp.store import open_store
-from tests.browser.conftest import READY, serve, watch
+from tests.browser.chromium import READY
+from tests.browser.conftest import serve, watch
 from tests.conftest import stop_server
 
 PASSWORD = "password-123"

@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD, READY
+from tests.browser.chromium import READY
+from tests.browser.conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD
 
 
 def _api(base: str, path: str):
