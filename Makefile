@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
-CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/translations/*/LC_MESSAGES/messages.po))
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/web/translations/*/LC_MESSAGES/messages.po))
 ASSETS := node_modules/.stamp
 # headless Chromium and a CJK font for the browser tests (Debian packages)
 SYSTEM_PACKAGES := chromium fonts-wqy-microhei

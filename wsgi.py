@@ -1,5 +1,5 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi``."""
 
-from geoapp import create_app
+from geoapp.web import create_app
 
 app = create_app()

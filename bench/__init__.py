@@ -7,7 +7,7 @@ synthetic covers spread uniformly over a 20 km x 20 km square around 113.30E 33.
 in metres (EPSG:4547) and converted to lon/lat, from a fixed seed: every run sees the same data
 and the same query locations.
 
-1. *Index build*: one :class:`geoapp.spatial.Snapshot` of the layer (features, the lon/lat and
+1. *Index build*: one :class:`geoapp.store.memindex.Snapshot` of the layer (features, the lon/lat and
    metric STR-trees, the projection to metres), and separately the first k-nearest query, which
    also builds the R-tree the snapshot creates on first use.
 2. *In-process queries*: ``Engine.query`` at ``--repeat`` random centres for each kind (1 km bbox,

@@ -20,7 +20,7 @@ import shapely
 from bench import http_api, inprocess, pages, report
 from bench.data import CENTRE_LONLAT, LAYER_ID, LAYERS_DIR, SIDE_M, Area, synthetic_layer
 from geoapp.config import PROJECT_ROOT
-from geoapp.layers import Registry
+from geoapp.core.layers import Registry
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)

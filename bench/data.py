@@ -15,7 +15,7 @@ import shapely
 from pyproj import Transformer
 
 from geoapp.config import PROJECT_ROOT
-from geoapp.layers import Layer
+from geoapp.core.layers import Layer
 from geoapp.store.base import VERSION_COLUMN
 
 LAYERS_DIR = PROJECT_ROOT / "layers"

@@ -32,10 +32,10 @@ from bench.data import LAYER_ID, LAYERS_DIR, METRIC_CRS, Area, square_bbox, stor
 from bench.inprocess import BruteForce
 from bench.timing import Stats
 from geoapp.config import PROJECT_ROOT
-from geoapp.layers import Registry
-from geoapp.params import MAX_LIMIT
-from geoapp.spatial import Engine, Query
+from geoapp.core.layers import Registry
+from geoapp.core.query import MAX_LIMIT
 from geoapp.store import create_store, open_store
+from geoapp.store.memindex import Engine, Query
 
 FEATURES = 300  # features per response that the API target speaks of
 MAX_SIZE = 100_000  # the API target's size; create_store validates each feature, so 1M takes a minute to write

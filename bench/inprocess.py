@@ -1,7 +1,7 @@
 """In-process measurements: building a layer's snapshot, then each query kind against a full scan.
 
 Every query kind is one row of :data:`KINDS`: how to draw its argument from a random centre,
-the :class:`~geoapp.spatial.Query` field it sets and the brute-force method answering the same
+the :class:`~geoapp.store.memindex.Query` field it sets and the brute-force method answering the same
 question. One loop times both sides and compares every answer.
 """
 
@@ -18,8 +18,8 @@ import shapely
 from bench import timing
 from bench.data import LAYER_ID, METRIC_CRS, Area, centre_lonlat, pentagon, square_bbox, synthetic_layer
 from bench.timing import Stats
-from geoapp.layers import Registry
-from geoapp.spatial import Engine, Query
+from geoapp.core.layers import Registry
+from geoapp.store.memindex import Engine, Query
 
 BBOX_SIDE_M = 1000.0
 RADIUS_M = 500.0

@@ -64,9 +64,9 @@ from bench import http_api, timing
 from bench.data import LAYER_ID, STORAGE_CRS
 from bench.timing import NS_PER_MS, Stats
 from data import demo_district
-from geoapp import create_app, service
-from geoapp.layers import Registry
+from geoapp.core.layers import Registry
 from geoapp.store import create_store
+from geoapp.web import create_app, service
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, READY
 
 T = TypeVar("T")

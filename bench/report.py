@@ -13,7 +13,7 @@ import orjson
 from bench.http_api import FEATURES, HttpResult
 from bench.inprocess import BBOX, KindResult, SizeResult
 from bench.pages import NAIVE_CAP_S, BrowserResult, PageResult, flatness, store_label
-from geoapp.params import MAX_LIMIT
+from geoapp.core.query import MAX_LIMIT
 
 
 @dataclass

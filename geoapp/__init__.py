@@ -1,57 +1,7 @@
-"""geoapp: the one map (一张图) of a district city-management bureau."""
+"""geoapp: the one map (一张图) of a district city-management bureau.
 
-from __future__ import annotations
+The package root loads nothing: ``geoapp.core`` and ``geoapp.store`` are Flask-free, ``geoapp.web`` is the
+Flask application (``geoapp.web.create_app``).
+"""
 
-from flask import Flask
-from flask_compress import Compress
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from geoapp import config, errors, i18n, maps, security
-from geoapp.layers import Registry
-from geoapp.service import Service
-
-GEOJSON = "application/geo+json"
-
-
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the application: settings, the layer registry (validated now), blueprints, CLI."""
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(config.PROJECT_ROOT / "templates"))
-    config.load(app, test_config)
-    app.config.setdefault(
-        "COMPRESS_MIMETYPES", ["application/json", GEOJSON, "text/html", "text/css", "text/javascript"]
-    )
-    app.json.ensure_ascii = False
-    app.config.setdefault("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)  # an edit is a feature, not a data set
-    proxies = int(app.config["GEOAPP_PROXIES"])
-    if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-    registry = Registry.load(app.config["GEOAPP_LAYERS"])
-    app.extensions["geoapp"] = Service(registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"])
-    try:
-        basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
-    except ValueError as exc:
-        raise errors.ConfigError(str(exc), parameter="GEOAPP_BASEMAP") from None
-    if basemap.kind == "tianditu" and not app.config["GEOAPP_TIANDITU_KEY"]:
-        raise errors.ConfigError("GEOAPP_BASEMAP=tianditu needs GEOAPP_TIANDITU_KEY", parameter="GEOAPP_TIANDITU_KEY")
-    app.extensions["geoapp.basemap"] = basemap
-    maps.configure_assets()
-
-    Compress(app)
-    errors.init_app(app)
-    i18n.init_app(app)
-    security.init_app(app, basemap.origins)
-
-    from geoapp import api, auth, cli, pages
-
-    auth.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(pages.bp)
-    cli.init_app(app)
-    return app
-
-
-def service(app: Flask | None = None) -> Service:
-    """The running app's :class:`Service`."""
-    from flask import current_app
-
-    return (app or current_app).extensions["geoapp"]
+__version__ = "0.2.0"

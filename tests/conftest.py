@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from geoapp import create_app
 from geoapp.config import PROJECT_ROOT
-from geoapp.layers import Registry
+from geoapp.core.layers import Registry
 from geoapp.store import create_store
+from geoapp.web import create_app
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
 
@@ -71,7 +71,7 @@ ROLES = ("viewer", "planner", "commander", "sensor", "admin")
 
 @pytest.fixture(scope="session")
 def password_hash():
-    from geoapp.accounts import hash_password
+    from geoapp.core.accounts import hash_password
 
     return hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once for every test user
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from geoapp.accounts import LoginPolicy, new_token
+from geoapp.core.accounts import LoginPolicy, new_token
 from tests.conftest import PASSWORD, ROLES, login
 
 HOARDING = "/api/layers/construction_hoardings/features"

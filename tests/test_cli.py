@@ -6,7 +6,7 @@ import csv
 import io
 import sqlite3
 
-from geoapp.accounts import token_digest
+from geoapp.core.accounts import token_digest
 
 
 def test_init_demo_layers_and_stats(runner, tmp_path):

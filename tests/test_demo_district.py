@@ -12,7 +12,7 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 
 from data import demo_district
-from geoapp.layers import Registry
+from geoapp.core.layers import Registry
 from geoapp.store import create_store
 
 LAYERS_DIR = Path(__file__).resolve().parents[1] / "layers"

@@ -7,8 +7,8 @@ import re
 import click
 import pytest
 
-from geoapp.cli import geoapp_cli
 from geoapp.config import PROJECT_ROOT, SETTINGS
+from geoapp.web.cli import geoapp_cli
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 SOURCES = [*PROJECT_ROOT.glob("geoapp/**/*.py"), PROJECT_ROOT / "gunicorn.conf.py", PROJECT_ROOT / "Makefile"]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from geoapp.config import PROJECT_ROOT
-from geoapp.layers import LayerError, Registry
+from geoapp.core.layers import LayerError, Registry
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
 
@@ -98,7 +98,7 @@ def test_bad_definition_is_refused_naming_file_and_field(tmp_path, registry, cas
 
 
 def test_app_refuses_to_start_with_a_bad_layer(tmp_path):
-    from geoapp import create_app
+    from geoapp.web import create_app
 
     layers = _copy_layers(tmp_path, LAYERS_DIR)
     _edit(layers / "roads.yaml", lambda d: d.update(geometry=["Curve"]))

@@ -15,9 +15,9 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from geoapp import create_app, maps
 from geoapp.config import PROJECT_ROOT
 from geoapp.errors import ConfigError
+from geoapp.web import create_app, maps
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -283,7 +283,7 @@ def test_feature_page_shows_labels_and_refuses_unknown_features(client):
 
 
 def test_the_chinese_catalogue_translates_every_message():
-    with open(PROJECT_ROOT / "geoapp/translations/zh/LC_MESSAGES/messages.po", "rb") as f:
+    with open(PROJECT_ROOT / "geoapp/web/translations/zh/LC_MESSAGES/messages.po", "rb") as f:
         catalogue = read_po(f)
     method_map = [("geoapp/**.py", "python"), ("templates/**.html", "jinja2")]
     found = {
@@ -296,6 +296,6 @@ def test_the_chinese_catalogue_translates_every_message():
 
 
 def test_no_asset_is_committed_as_a_copy():
-    vendored = [p for p in (PROJECT_ROOT / "geoapp/static").rglob("*") if p.suffix in (".js", ".css")]
+    vendored = [p for p in (PROJECT_ROOT / "geoapp/web/static").rglob("*") if p.suffix in (".js", ".css")]
     assert {p.name for p in vendored} == {"onemap.js", "onemap.css"}
-    assert not (Path(PROJECT_ROOT) / "geoapp/static/vendor").exists()
+    assert not (Path(PROJECT_ROOT) / "geoapp/web/static/vendor").exists()

@@ -42,7 +42,7 @@ def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
 
 
 def test_no_password_or_token_reaches_the_server_log(served, registry, password_hash):
-    from geoapp.accounts import new_token
+    from geoapp.core.accounts import new_token
     from geoapp.store import open_store
     from tests.conftest import PASSWORD
 

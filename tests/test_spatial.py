@@ -8,10 +8,10 @@ import pytest
 import shapely
 from pyproj import Geod, Transformer
 
-from geoapp.crs import metric_crs
+from geoapp.core.crs import metric_crs
 from geoapp.errors import InvalidParameter
-from geoapp.spatial import Engine, Query
 from geoapp.store import create_store
+from geoapp.store.memindex import Engine, Query
 
 GEOD = Geod(ellps="WGS84")
 TO_GK = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from urllib.parse import urlsplit
 
+from geoapp.core.layers import Registry
 from geoapp.errors import StoreError
-from geoapp.layers import Registry
 from geoapp.store.base import Feature, Store
 
 #: backend name -> "module:Class"; a URL scheme or a file suffix picks the backend

@@ -18,9 +18,9 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.crs import STORAGE_CRS, project
+from geoapp.core.crs import STORAGE_CRS, project
+from geoapp.core.layers import Layer, Registry
 from geoapp.errors import InvalidFeature
-from geoapp.layers import Layer, Registry
 
 VERSION_COLUMN = "_version"
 

@@ -26,9 +26,9 @@ import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
+from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
+from geoapp.core.layers import Layer, Registry
 from geoapp.errors import InvalidParameter, NotFound, StoreError, VersionConflict
-from geoapp.layers import Layer, Registry
 from geoapp.store.base import (
     SYSTEM,
     VERSION_COLUMN,

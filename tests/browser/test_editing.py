@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import shapely
 
-from geoapp.accounts import hash_password
+from geoapp.core.accounts import hash_password
 from geoapp.store import open_store
 from tests.browser.chromium import READY
 from tests.browser.conftest import serve, watch

@@ -8,9 +8,9 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.crs import STORAGE_CRS, project
+from geoapp.core.crs import STORAGE_CRS, project
 from geoapp.errors import GeoappError, InvalidFeature, InvalidParameter
-from geoapp.spatial import Engine
+from geoapp.store.memindex import Engine
 
 #: how far outside the district boundary a feature may lie (boundary roads, shared sites)
 DISTRICT_MARGIN_M = 2000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from geoapp.layers import Registry
-from geoapp.spatial import Engine
+from geoapp.core.layers import Registry
 from geoapp.store import Store, create_store, open_store
+from geoapp.store.memindex import Engine
 
 
 class Service:

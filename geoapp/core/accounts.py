@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from geoapp.core.layers import Layer
 from geoapp.errors import GeoappError, InvalidParameter
-from geoapp.layers import Layer
 
 ROLES = ("viewer", "planner", "commander", "sensor", "admin")
 #: roles that may read internal fields (a sensor only posts readings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geoapp.spatial import Engine
+from geoapp.store.memindex import Engine
 
 #: the report: 886 covers fixed = 110.75 % of the year's task, so the task was 800 covers
 MANHOLE_ANNUAL_TARGET = 800

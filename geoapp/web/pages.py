@@ -23,15 +23,15 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 
-from geoapp import auth, maps, service
-from geoapp.access import staff
 from geoapp.config import PROJECT_ROOT
+from geoapp.core.layers import FieldDef, Layer
+from geoapp.core.query import parse_int, parse_lonlat
 from geoapp.errors import GeoappError, InvalidParameter, NotFound, VersionConflict
-from geoapp.i18n import current_lang
-from geoapp.layers import FieldDef, Layer
-from geoapp.params import parse_int, parse_lonlat
-from geoapp.security import nonce
 from geoapp.store.base import DeletedFeature
+from geoapp.web import auth, maps, service
+from geoapp.web.access import staff
+from geoapp.web.i18n import current_lang
+from geoapp.web.security import nonce
 
 bp = Blueprint("pages", __name__)
 

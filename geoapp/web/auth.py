@@ -14,10 +14,12 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from geoapp import accounts, errors, service
-from geoapp.accounts import LoginPolicy, Principal, TooManyAttempts, token_digest, verify_password
-from geoapp.layers import Layer
+from geoapp import errors
+from geoapp.core import accounts
+from geoapp.core.accounts import LoginPolicy, Principal, TooManyAttempts, token_digest, verify_password
+from geoapp.core.layers import Layer
 from geoapp.store.base import Actor
+from geoapp.web import service
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()

@@ -1,4 +1,4 @@
-"""Turn request parameters (strings) into a :class:`~geoapp.spatial.Query`, or refuse them clearly.
+"""Turn request parameters (strings) into a :class:`~geoapp.store.memindex.Query`, or refuse them clearly.
 
 Flask-free, so that every web front (the JSON API now, OGC API - Features later) reads
 parameters the same way. Each error names the parameter and what it accepts.
@@ -14,9 +14,9 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter
-from geoapp.layers import Layer
-from geoapp.spatial import MAX_K, MAX_RADIUS_M, Engine, Query
+from geoapp.store.memindex import MAX_K, MAX_RADIUS_M, Engine, Query
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000

@@ -9,13 +9,15 @@ from urllib.parse import urlencode
 import orjson
 from flask import Blueprint, Response, request, url_for
 
-from geoapp import GEOJSON, auth, editing, report, service
-from geoapp.access import staff
+from geoapp.core import editing
+from geoapp.core import stats as report
+from geoapp.core.layers import GROUPS, FieldDef, Layer
+from geoapp.core.query import features_request, parse_int
 from geoapp.errors import InvalidParameter, NotFound
-from geoapp.layers import GROUPS, FieldDef, Layer
-from geoapp.params import features_request, parse_int
-from geoapp.spatial import Result, geojson_geometries
 from geoapp.store import Feature
+from geoapp.store.memindex import Result, geojson_geometries
+from geoapp.web import GEOJSON, auth, service
+from geoapp.web.access import staff
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

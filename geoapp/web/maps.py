@@ -25,9 +25,9 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from markupsafe import escape as _escape
 
-from geoapp.layers import GROUPS, Layer, Registry
-from geoapp.params import MAX_LIMIT
-from geoapp.spatial import Snapshot
+from geoapp.core.layers import GROUPS, Layer, Registry
+from geoapp.core.query import MAX_LIMIT
+from geoapp.store.memindex import Snapshot
 
 VENDOR = "/static/vendor"
 STATIC = "/static"

@@ -12,9 +12,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from geoapp import accounts, report, service
+from geoapp.core import accounts
+from geoapp.core import stats as report
 from geoapp.errors import GeoappError
 from geoapp.store.base import Actor
+from geoapp.web import service
 
 CLI = Actor("cli", "cli")
 ADMIN_HINT = "flask --app wsgi geoapp user add NAME --role admin"

@@ -21,9 +21,9 @@ import rtree
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.crs import STORAGE_CRS, project
+from geoapp.core.crs import STORAGE_CRS, project
+from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter, NotFound
-from geoapp.layers import Layer
 from geoapp.store import Store
 from geoapp.store.base import VERSION_COLUMN
 
