@@ -1,7 +1,7 @@
-"""One error hierarchy for geoapp, each error carrying an HTTP status and a message for the user.
+"""The whole error hierarchy of geoapp: each error carries an HTTP status, a code and a message for the user.
 
-The core raises these without knowing about HTTP; ``init_app`` registers the one handler that
-turns them (and any other exception) into ``{"error": {"code", "message", "parameter"}}``.
+The core and the store raise these without knowing about HTTP; ``geoapp.web.errors`` is the one
+handler that turns them (and any other exception) into ``{"error": {"code", "message", "parameter"}}``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ class GeoappError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, parameter: str | None = None):
+    #: seconds after which a retry may succeed (``Retry-After``), for 429 and 503
+    retry_after: int | None = None
+
+    def __init__(self, message: str, parameter: str | None = None, *, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.parameter = parameter
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def to_dict(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "parameter": self.parameter}}
@@ -59,34 +64,41 @@ class ConfigError(GeoappError):
     code = "config_error"
 
 
-def respond(payload: dict, status: int):
-    """The JSON error shape for API clients, an error page for browsers."""
-    from flask import jsonify, render_template, request
+class VersionRequired(GeoappError):
+    """A change must carry the version it was made from (If-Match or ``version``)."""
 
-    wants_json = request.path.startswith("/api/") or (
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
-    )
-    if wants_json:
-        response = jsonify(payload)
-        response.status_code = status
-        return response
-    return render_template("error.html", status=status, error=payload["error"]), status
+    status = 428
+    code = "version_required"
 
 
-def init_app(app) -> None:
-    """Answer every error raised while serving a request with :func:`respond`; never a traceback."""
-    from werkzeug.exceptions import HTTPException
+class Unauthorized(GeoappError):
+    status = 401
+    code = "unauthorized"
 
-    @app.errorhandler(GeoappError)
-    def _geoapp_error(exc: GeoappError):
-        return respond(exc.to_dict(), exc.status)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return respond({"error": {"code": code, "message": exc.description, "parameter": None}}, exc.code or 500)
+class Forbidden(GeoappError):
+    status = 403
+    code = "forbidden"
 
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        app.logger.exception("unhandled error")
-        return respond(GeoappError("internal error; the details are in the server log").to_dict(), 500)
+
+class PayloadTooLarge(GeoappError):
+    status = 413
+    code = "payload_too_large"
+
+
+class TooManyAttempts(GeoappError):
+    status = 429
+    code = "too_many_attempts"
+
+
+class TileUnavailable(GeoappError):
+    status = 502
+    code = "tile_unavailable"
+
+
+class StoreBusy(GeoappError):
+    """Another writer holds the store's lock for longer than a request may wait."""
+
+    status = 503
+    code = "store_busy"
+    retry_after = 5

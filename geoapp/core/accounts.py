@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from geoapp.core.layers import Layer
-from geoapp.errors import GeoappError, InvalidParameter
+from geoapp.errors import InvalidParameter, TooManyAttempts
 
 ROLES = ("viewer", "planner", "commander", "sensor", "admin")
 #: roles that may read internal fields (a sensor only posts readings)
@@ -87,11 +87,6 @@ def new_token() -> tuple[str, str]:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class TooManyAttempts(GeoappError):
-    status = 429
-    code = "too_many_attempts"
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,11 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geoapp.core.crs import STORAGE_CRS, project
-from geoapp.errors import GeoappError, InvalidFeature, InvalidParameter
+from geoapp.errors import InvalidFeature, InvalidParameter, VersionRequired
 from geoapp.store.memindex import Engine
 
 #: how far outside the district boundary a feature may lie (boundary roads, shared sites)
 DISTRICT_MARGIN_M = 2000
-
-
-class VersionRequired(GeoappError):
-    status = 428
-    code = "version_required"
 
 
 def parse_geometry(value: Any) -> BaseGeometry:

@@ -1,4 +1,4 @@
-"""geoapp: the one map (一张图) of a district city-management bureau."""
+"""The web application: the app factory, which alone wires Flask to the core and the store."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from flask import Flask
 from flask_compress import Compress
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from geoapp import config, errors
+from geoapp import config
 from geoapp.core.layers import Registry
 from geoapp.core.service import Service
-from geoapp.web import i18n, maps, security
+from geoapp.errors import ConfigError
+from geoapp.web import errors, i18n, maps, security
 
 GEOJSON = "application/geo+json"
 
@@ -31,9 +32,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
     except ValueError as exc:
-        raise errors.ConfigError(str(exc), parameter="GEOAPP_BASEMAP") from None
+        raise ConfigError(str(exc), parameter="GEOAPP_BASEMAP") from None
     if basemap.kind == "tianditu" and not app.config["GEOAPP_TIANDITU_KEY"]:
-        raise errors.ConfigError("GEOAPP_BASEMAP=tianditu needs GEOAPP_TIANDITU_KEY", parameter="GEOAPP_TIANDITU_KEY")
+        raise ConfigError("GEOAPP_BASEMAP=tianditu needs GEOAPP_TIANDITU_KEY", parameter="GEOAPP_TIANDITU_KEY")
     app.extensions["geoapp.basemap"] = basemap
     maps.configure_assets()
 

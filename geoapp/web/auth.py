@@ -14,27 +14,17 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from geoapp import errors
 from geoapp.core import accounts
-from geoapp.core.accounts import LoginPolicy, Principal, TooManyAttempts, token_digest, verify_password
+from geoapp.core.accounts import LoginPolicy, Principal, token_digest, verify_password
 from geoapp.core.layers import Layer
+from geoapp.errors import Forbidden, TooManyAttempts, Unauthorized
 from geoapp.store.base import Actor
-from geoapp.web import service
+from geoapp.web import errors, service
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 POLICY = LoginPolicy()
-
-
-class Unauthorized(errors.GeoappError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(errors.GeoappError):
-    status = 403
-    code = "forbidden"
 
 
 class _Sessions(SecureCookieSessionInterface):

@@ -26,7 +26,7 @@ from flask_wtf.csrf import generate_csrf
 from geoapp.config import PROJECT_ROOT
 from geoapp.core.layers import FieldDef, Layer
 from geoapp.core.query import parse_int, parse_lonlat
-from geoapp.errors import GeoappError, InvalidParameter, NotFound, VersionConflict
+from geoapp.errors import InvalidParameter, NotFound, TileUnavailable, VersionConflict
 from geoapp.store.base import DeletedFeature
 from geoapp.web import auth, maps, service
 from geoapp.web.access import staff
@@ -333,11 +333,6 @@ def vendor(path: str):
     if package is None:
         abort(404)
     return send_from_directory(NODE_MODULES / package, path[len(package) + 1 :], max_age=ASSET_MAX_AGE)
-
-
-class TileUnavailable(GeoappError):
-    status = 502
-    code = "tile_unavailable"
 
 
 @bp.get("/tiles/tianditu/<layer>/<int:z>/<int:x>/<int:y>")
