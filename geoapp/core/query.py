@@ -156,3 +156,19 @@ def parse_within(engine: Engine, text: str) -> tuple[BaseGeometry, tuple[str, ..
     if pos is None:
         raise InvalidParameter(f"within: layer {layer_id} has no feature {fid}", parameter="within")
     return snap.geoms[pos], (layer_id,)
+
+
+MAX_FID = 2**63 - 1  # SQLite's largest row id
+
+
+def parse_fid(text: str) -> int | None:
+    """A feature id from a URL, or None when it cannot name a feature (the caller answers 404).
+
+    Only ASCII digits without leading zeros, 1 to 2**63-1: ``str.isdigit`` and ``int`` also accept
+    Arabic-Indic (١٢) and full-width (１２) digits, which would give one feature several URLs and
+    ETags that are not ASCII.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_FID)) or text.startswith("0"):
+        return None
+    fid = int(text)
+    return fid if fid <= MAX_FID else None
