@@ -122,6 +122,9 @@ class FieldDef(_Model):
         if self.type == "string":
             if not isinstance(value, str):
                 raise ValueError("must be text")
+            if self.required and not value.strip():
+                # text of only spaces is as missing as no text; the value itself is kept as sent
+                raise ValueError("is required and must not be empty or only whitespace")
             if len(value) > self.max_length:
                 raise ValueError(f"must be at most {self.max_length} characters")
             if self.allowed is not None and value not in self.allowed:
