@@ -10,10 +10,7 @@ from __future__ import annotations
 import http.client
 import math
 import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +27,7 @@ import shapely
 from bench import timing
 from bench.data import LAYER_ID, LAYERS_DIR, METRIC_CRS, Area, square_bbox, store_input
 from bench.inprocess import BruteForce
+from bench.serving import free_port, gunicorn_command, stop
 from bench.timing import Stats
 from geoapp.config import PROJECT_ROOT
 from geoapp.core.layers import Registry
@@ -39,9 +37,7 @@ from geoapp.store.memindex import Engine, Query
 
 FEATURES = 300  # features per response that the API target speaks of
 MAX_SIZE = 100_000  # the API target's size; create_store validates each feature, so 1M takes a minute to write
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 STARTUP_TIMEOUT_S = 120
-STOP_TIMEOUT_S = 10
 WARMUP = 3
 
 
@@ -169,7 +165,7 @@ def gunicorn(database: Path, log: Path, **settings: str) -> Iterator[int]:
 
     ``settings`` are further ``GEOAPP_*`` environment variables, such as ``GEOAPP_BASEMAP``.
     """
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GEOAPP_DATABASE": str(database),
@@ -181,7 +177,7 @@ def gunicorn(database: Path, log: Path, **settings: str) -> Iterator[int]:
     with open(log, "wb") as stderr:
         # its own session, so that stopping the process group ends the master and its worker
         proc = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+            gunicorn_command(),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,  # the access log: one line per request
@@ -192,13 +188,7 @@ def gunicorn(database: Path, log: Path, **settings: str) -> Iterator[int]:
             _wait_ready(proc, port, log)
             yield port
         finally:
-            _stop(proc)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+            stop(proc)
 
 
 def _wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
@@ -213,17 +203,3 @@ def _wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
         except OSError:  # not listening yet
             time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not answer within {STARTUP_TIMEOUT_S} s:\n{log.read_text(errors='replace')}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue

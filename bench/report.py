@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import orjson
 from bench.http_api import FEATURES, HttpResult
 from bench.inprocess import BBOX, KindResult, SizeResult
 from bench.pages import NAIVE_CAP_S, BrowserResult, PageResult, flatness, store_label
+from bench.tables import count, duration, ratio, size_bytes, table
 from geoapp.core.query import MAX_LIMIT
 
 
@@ -68,56 +69,11 @@ TARGETS = (
 )
 
 
-# -- formatting --------------------------------------------------------------------------------
-
-
-def duration(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    if ms < 1:
-        return f"{ms * 1000:.0f} µs"
-    if ms < 10:
-        return f"{ms:.2f} ms"
-    if ms < 1000:
-        return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
-    return f"{ms / 1000:.2f} s"
-
-
-def count(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def size_bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1e6:
-        return f"{value / 1e6:,.1f} MB"
-    return f"{value / 1e3:,.1f} KB" if value >= 1e3 else f"{value:.0f} B"
-
-
-def ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.1f}x" if value < 100 else f"{value:,.0f}x"
-
-
 UNITS: dict[str, Callable[[float | None], str]] = {
     "ms": duration,
     "bytes": size_bytes,
     "count": lambda value: "-" if value is None else count(value),
 }
-
-
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = ()) -> str:
-    """A plain-text table; columns are right-aligned but for the indexes in ``left``."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return "  ".join(padded).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([title, line(headers), rule, *(line(r) for r in rows)])
 
 
 def build_table(results: Results) -> str:
