@@ -10,7 +10,7 @@ ASSETS := node_modules/.stamp
 # headless Chromium and a CJK font for the browser tests (Debian packages)
 SYSTEM_PACKAGES := chromium fonts-wqy-microhei
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test lint lock bench system-packages clean
 
 run: $(VENV)/.stamp-app $(ASSETS) $(CATALOGUES)
 	$(FLASK) geoapp init --demo --if-missing
@@ -37,13 +37,20 @@ $(VENV)/.stamp-venv:
 	$(PYTHON) -m venv $(VENV)
 	touch $@
 
-$(VENV)/.stamp-app: requirements.txt $(VENV)/.stamp-venv
-	$(PY) -m pip install -q -r requirements.txt
+# every transitive dependency pinned with its hashes: pip refuses anything else
+$(VENV)/.stamp-app: requirements.lock $(VENV)/.stamp-venv
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-app
-	$(PY) -m pip install -q -r requirements-dev.txt
+$(VENV)/.stamp-dev: requirements-dev.lock $(VENV)/.stamp-app
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
+
+# after changing requirements.txt or requirements-dev.txt (the human lists): pin everything they need
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11
+lock: $(VENV)/.stamp-dev
+	$(UV_COMPILE) requirements.txt -o requirements.lock
+	$(UV_COMPILE) -c requirements.lock requirements-dev.txt -o requirements-dev.lock
 
 # Leaflet and its plugins from the npm registry, served by the app (no CDN at run time)
 $(ASSETS): package.json package-lock.json
