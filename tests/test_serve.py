@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 
 import pytest
 
+from geoapp.config import PROJECT_ROOT
 from tests.conftest import start_server, stop_server
 
 
-@pytest.fixture
-def served(tmp_path):
-    """`make run` with a fresh store path; yields the base URL, the store and the server's log."""
-    log = tmp_path / "run.log"
-    proc, base = start_server(["make", "--no-print-directory", "run"], log, GEOAPP_DATABASE=str(tmp_path / "run.gpkg"))
-    yield base, tmp_path / "run.gpkg", log
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`make run` with a fresh store path, started once for the module; yields the base URL, the store and the log."""
+    folder = tmp_path_factory.mktemp("run")
+    log = folder / "run.log"
+    proc, base = start_server(["make", "--no-print-directory", "run"], log, GEOAPP_DATABASE=str(folder / "run.gpkg"))
+    yield base, folder / "run.gpkg", log
     stop_server(proc)
 
 
@@ -70,3 +73,25 @@ def test_no_password_or_token_reaches_the_server_log(served, registry, password_
     text = log.read_text(encoding="utf-8")
     assert "PATCH /api/layers/construction_hoardings/features/1" in text  # the access log is there
     assert token not in text and PASSWORD not in text
+
+
+def _pins(path) -> dict[str, str]:
+    """Package name -> version of each ``name==version`` line (names normalised as pip does)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9._-]+)==([^\s;\\]+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+@pytest.mark.parametrize(
+    ("human", "lock"), [("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")]
+)
+def test_the_lock_files_pin_what_the_human_lists_pin_with_hashes(human, lock):
+    wanted, locked = _pins(PROJECT_ROOT / human), _pins(PROJECT_ROOT / lock)
+    assert wanted and {name: locked.get(name) for name in wanted} == wanted, f"run make lock after changing {human}"
+    text = (PROJECT_ROOT / lock).read_text()
+    blocks = re.split(r"\n(?=\S)", text.split("\n", 2)[2])  # one per package, after the two header lines
+    assert all("--hash=sha256:" in block for block in blocks if "==" in block)
+    assert _pins(PROJECT_ROOT / "requirements.lock").items() <= _pins(PROJECT_ROOT / "requirements-dev.lock").items()
