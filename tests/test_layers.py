@@ -26,32 +26,62 @@ REQUIRED = {
 }
 
 
-def test_every_layer_is_declared_with_its_geometry(registry):
-    assert set(registry.ids) == set(REQUIRED)
+def test_every_layer_is_served_with_its_geometry(client):
+    served = {layer["id"]: layer for layer in client.get("/api/layers").json["layers"]}
+    assert set(served) == set(REQUIRED)
     for layer_id, types in REQUIRED.items():
-        assert types <= set(registry[layer_id].geometry)
+        assert types <= set(served[layer_id]["geometry_types"]), layer_id
 
 
-def test_context_layers_draw_under_the_others(registry):
-    ids = registry.ids
-    assert {ids[0], ids[1]} == {"district_boundary", "roads"}
+def test_context_layers_come_first_and_are_marked_as_backdrop(client):
+    layers = client.get("/api/layers").json["layers"]
+    assert {layers[0]["id"], layers[1]["id"]} == {"district_boundary", "roads"}
+    assert [layer["context"] for layer in layers[:2]] == [True, True]
+    assert not any(layer["context"] for layer in layers[2:])
 
 
-def test_internal_fields_are_declared_internal(registry):
-    internal = {layer.id: {f.name for f in layer.fields if not f.public} for layer in registry}
-    assert {"contact_phone", "notes"} <= internal["waterlogging_points"]
-    assert {"keeper_phone"} <= internal["underpass_culverts"]
-    assert {"contractor", "notes"} <= internal["construction_hoardings"]
-    assert {"operator_phone"} <= internal["heating_stations"]
-    assert {"contact"} <= internal["underground_spaces"]
+# what the public must never see: phone numbers, contacts, contractors and staff notes
+INTERNAL = {
+    "waterlogging_points": {"contact_phone", "notes"},
+    "underpass_culverts": {"keeper_phone"},
+    "construction_hoardings": {"contractor", "notes"},
+    "heating_stations": {"operator_phone"},
+    "underground_spaces": {"contact"},
+}
 
 
-def test_hoarding_vocabularies_follow_the_campaign(registry):
-    layer = registry["construction_hoardings"]
-    assert layer.field("status").allowed == ("pending", "in_progress", "removed", "under_construction")
-    assert [c.label.zh for c in layer.field("agency").values] == ["城管局", "住建局"]
-    assert [c.label.zh for c in layer.field("district").values] == ["本区", "新华区"]
-    assert layer.field("length_m").computed == "length"
+@pytest.mark.parametrize("layer_id", sorted(INTERNAL))
+def test_internal_fields_reach_staff_and_never_the_public(app, client, layer_id):
+    from geoapp.core.accounts import new_token
+    from tests.conftest import SETUP
+
+    token, digest = new_token()
+    app.extensions["geoapp"].store.add_token("viewer-token", digest, ("viewer",), actor=SETUP)
+    staff = {"Authorization": f"Bearer {token}"}
+    url = f"/api/layers/{layer_id}"
+    public_fields = {f["name"] for f in client.get(url).json["fields"]}
+    staff_fields = {f["name"] for f in client.get(url, headers=staff).json["fields"]}
+    assert INTERNAL[layer_id] <= staff_fields and not INTERNAL[layer_id] & public_fields
+    public = client.get(f"{url}/features?limit=1000").json["features"]
+    assert public and not any(INTERNAL[layer_id] & set(f["properties"]) for f in public)
+    seen = client.get(f"{url}/features?limit=1000", headers=staff).json["features"]
+    assert all(INTERNAL[layer_id] <= set(f["properties"]) for f in seen)
+
+
+def test_hoardings_are_filtered_and_counted_by_the_campaigns_statuses(client):
+    url = "/api/layers/construction_hoardings"
+    layer = client.get(url).json
+    labels = {v["value"]: v["label"]["zh"] for v in layer["status"]["values"]}
+    assert labels == {"pending": "待整治", "in_progress": "整治中", "removed": "已整治", "under_construction": "未停工"}
+    counts = {status: len(client.get(f"{url}/features?status={status}").json["features"]) for status in labels}
+    assert sum(counts.values()) == layer["count"] and all(counts.values())
+    refused = client.get(f"{url}/features?status=done")
+    assert (
+        refused.status_code == 400
+        and "pending, in_progress, removed, under_construction" in refused.json["error"]["message"]
+    )
+    agencies = {v["label"]["zh"] for f in layer["fields"] if f["name"] == "agency" for v in f["values"]}
+    assert agencies == {"城管局", "住建局"}
 
 
 def _copy_layers(tmp_path, src):

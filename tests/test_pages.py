@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from html.parser import HTMLParser
@@ -9,15 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import folium
-import folium.plugins
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.errors import ConfigError
-from geoapp.web import create_app, maps
+from geoapp.web import create_app
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -129,45 +128,55 @@ def test_hostile_context_values_cannot_close_the_script(database, registry):
     assert "\\u003c/script\\u003e\\u003cscript\\u003ealert(1)" in html
 
 
-def test_the_map_is_built_from_the_layer_definitions(app, registry):
-    with app.test_request_context("/"):
-        engine = app.extensions["geoapp"].engine
-        snapshots = {layer.id: engine.snapshot(layer.id) for layer in registry if layer.context}
-        m = maps.one_map(
-            registry,
-            snapshots,
-            lang="zh",
-            internal=False,
-            basemap_=maps.basemap("none"),
-            text={k: k for k in ("fullscreen", "exitFullscreen", "locate", "locatePopup", "yes", "no")},
-            urls={"api": "/api", "features": "/features/"},
-            extent=snapshots["district_boundary"].extent,
-        )
-    children = list(m._children.values())
-    groups = [c for c in children if isinstance(c, folium.FeatureGroup)]
-    assert {g.layer_name for g in groups} == {layer.title.zh for layer in registry if not layer.context}
-    control = next(c for c in children if isinstance(c, folium.plugins.GroupedLayerControl))
-    assert list(control.grouped_overlays) == ["防汛", "围挡与道路", "供暖", "部件", "底图"]
-    assert list(control.grouped_overlays["防汛"]) == ["积水点", "下穿式涵洞", "地下空间"]
-    assert any(isinstance(c, folium.plugins.LocateControl) for c in children)
-    assert any(isinstance(c, folium.plugins.Fullscreen) for c in children)
-    assert m.options["prefer_canvas"] is True
-    assert not [c for c in children if isinstance(c, folium.TileLayer)]  # basemap none: the vector backdrop only
-    script = next(c for c in children if type(c).__name__ == "_GeoappScript")
-    import json
+def _map_config(html: str) -> dict:
+    """The configuration the map page hands to geoapp's script, as the browser receives it."""
+    return json.JSONDecoder().raw_decode(html, html.index("config: ") + len("config: "))[0]
 
-    config = json.loads(str(script.config))
+
+def _layer_control(html: str) -> dict[str, list[str]]:
+    """The layer control the browser builds: group -> layer titles, both in the order shown."""
+    start = html.index("L.control.groupedLayers(") + len("L.control.groupedLayers(")
+    arguments = re.sub(r":\s*([A-Za-z_$][\w$]*)\s*([,}])", r': "\1"\2', html[start:])  # map objects -> names
+    arguments = re.sub(r",(\s*})", r"\1", arguments)  # JavaScript's trailing commas
+    overlays = json.JSONDecoder().raw_decode(arguments, arguments.index("{"))[0]
+    return {group: list(layers) for group, layers in overlays.items()}
+
+
+def test_the_map_offers_every_layer_in_its_group_with_its_legend(client, registry):
+    html = client.get("/").get_data(as_text=True)
+    control = _layer_control(html)
+    assert list(control) == ["防汛", "围挡与道路", "供暖", "部件", "底图"]
+    assert control["防汛"] == ["积水点", "下穿式涵洞", "地下空间"]
+    operational = {layer.title.zh for layer in registry if not layer.context}
+    assert {title for titles in control.values() for title in titles} == operational
+    english = _layer_control(client.get("/?lang=en").get_data(as_text=True))
+    assert english["Flood control"][0] == "Waterlogging points"
+    config = _map_config(html)
     layers = {layer["id"]: layer for layer in config["layers"]}
-    assert layers["manhole_covers"]["style"]["cluster"] is True
     assert layers["construction_hoardings"]["legend"] == {
         "待整治": "#c62828",
         "整治中": "#f9a825",
         "已整治": "#2e7d32",
         "未停工": "#6d4c41",
     }
-    assert "contractor" not in layers["construction_hoardings"]["popup"]
+    assert layers["manhole_covers"]["style"]["cluster"] is True  # 900 covers arrive clustered
+    assert "contractor" not in layers["construction_hoardings"]["popup"]  # the public never sees internal fields
     assert {c["id"] for c in config["context"]} == {"district_boundary", "roads"}
-    assert config["context"][0]["geojson"]["features"]
+    assert all(c["geojson"]["features"] for c in config["context"])  # the backdrop draws without a request
+
+
+def test_staff_popups_show_internal_fields(app, client, users):
+    from tests.conftest import login
+
+    login(client, "planner")
+    layers = {layer["id"]: layer for layer in _map_config(client.get("/").get_data(as_text=True))["layers"]}
+    assert "contractor" in layers["construction_hoardings"]["popup"]
+
+
+def test_with_basemap_none_the_page_asks_for_no_tiles(database):
+    html = _app(database, GEOAPP_BASEMAP="none").test_client().get("/").get_data(as_text=True)
+    assert "L.tileLayer" not in html and "tile.openstreetmap.org" not in html
+    assert "L.tileLayer" in _app(database, GEOAPP_BASEMAP="osm").test_client().get("/").get_data(as_text=True)
 
 
 def test_page_size_stays_flat_when_a_layer_grows(tmp_path, registry, demo_data):
