@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoapp.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,6 +53,22 @@ SETTINGS = (
         "https://t{s}.tianditu.gov.cn/{layer}_w/wmts",
         "Tianditu WMTS endpoint the tile proxy asks ({s} is the server number 0-7, {layer} vec/cva/img/cia).",
     ),
+    Setting(
+        "GEOAPP_TILE_TIMEOUT",
+        "5",
+        "Seconds the tile proxy waits for a whole tile (connecting, headers and body together), then answers 502.",
+    ),
+    Setting(
+        "GEOAPP_TILE_CONCURRENCY",
+        "2",
+        "Tiles each worker process fetches from the upstream at once; past that the proxy answers 503 at once.",
+    ),
+    Setting(
+        "GEOAPP_TILE_CACHE",
+        "instance/tiles",
+        "Folder where the tile proxy keeps each tile it fetched (files 0600), so that the key is spent once per tile.",
+    ),
+    Setting("GEOAPP_TILE_CACHE_MB", "512", "Most the tile cache may hold, in MB (the oldest tiles go first); 0: none."),
 )
 
 
@@ -64,8 +82,21 @@ def load(app, test_config: dict | None = None) -> None:
             app.config[setting.name] = os.environ[setting.name]
     if test_config:
         app.config.update(test_config)
-    for key in ("GEOAPP_DATABASE", "GEOAPP_LAYERS"):
+    for key in ("GEOAPP_DATABASE", "GEOAPP_LAYERS", "GEOAPP_TILE_CACHE"):
         app.config[key] = str(resolve(app.config[key]))
+
+
+def number(values, name: str, *, minimum: float = 0, integer: bool = False) -> float:
+    """A numeric setting at least ``minimum``, or a :class:`ConfigError` naming it."""
+    raw = values[name]
+    try:
+        value = int(raw) if integer else float(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind} of at least {minimum:g}, not {raw!r}", parameter=name)
+    return value
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -102,3 +102,11 @@ class StoreBusy(GeoappError):
     status = 503
     code = "store_busy"
     retry_after = 5
+
+
+class TilesBusy(GeoappError):
+    """The tile proxy is already fetching as many tiles as it may at once."""
+
+    status = 503
+    code = "tiles_busy"
+    retry_after = 2

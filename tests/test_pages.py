@@ -1,14 +1,12 @@
-"""The map pages as served: local assets only, CSP nonces, headers, basemaps, the tile proxy, languages."""
+"""The map pages as served: local assets only, CSP nonces, headers, basemaps, languages."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -199,61 +197,6 @@ def test_page_size_stays_flat_when_a_layer_grows(tmp_path, registry, demo_data):
         sizes[n] = len(_app(path, GEOAPP_BASEMAP="none").test_client().get("/").data)
     assert sizes[100_000] < 300_000
     assert abs(sizes[100_000] - sizes[1_000]) < 2_000
-
-
-class _Upstream(BaseHTTPRequestHandler):
-    seen: list[str] = []
-    status = 200
-
-    def do_GET(self):
-        type(self).seen.append(self.path)
-        self.send_response(self.status)
-        self.send_header("Content-Type", "image/png" if self.status == 200 else "text/plain")
-        self.end_headers()
-        self.wfile.write(PNG if self.status == 200 else b"no")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Upstream.seen, _Upstream.status = [], 200
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_tianditu_tiles_come_through_the_app_and_the_key_stays_on_the_server(database, upstream):
-    key = "tk-secret-0123456789"
-    app = _app(
-        database,
-        GEOAPP_BASEMAP="tianditu",
-        GEOAPP_TIANDITU_KEY=key,
-        GEOAPP_TIANDITU_URL=upstream + "/{layer}_w/wmts?server={s}",
-    )
-    client = app.test_client()
-    page = client.get("/").get_data(as_text=True)
-    assert key not in page
-    assert "/tiles/tianditu/vec/{z}/{x}/{y}" in page and "/tiles/tianditu/cva/{z}/{x}/{y}" in page
-    tile = client.get("/tiles/tianditu/vec/3/6/2")
-    assert tile.status_code == 200 and tile.mimetype == "image/png" and tile.data == PNG
-    asked = urlsplit(_Upstream.seen[-1])
-    query = parse_qs(asked.query)
-    assert asked.path == "/vec_w/wmts"
-    assert query["tk"] == [key] and query["TILEMATRIX"] == ["3"] and query["TILECOL"] == ["6"]
-    assert query["TILEROW"] == ["2"] and query["TILEMATRIXSET"] == ["w"]
-    assert client.get("/tiles/tianditu/xyz/3/6/2").status_code == 400
-    assert client.get("/tiles/tianditu/vec/3/9/2").status_code == 400
-    _Upstream.status = 500
-    failed = client.get("/tiles/tianditu/vec/3/6/2", headers={"Accept": "application/json"})
-    assert failed.status_code == 502 and key not in failed.get_data(as_text=True)
-
-
-def test_tile_proxy_is_off_for_other_basemaps(client):
-    assert client.get("/tiles/tianditu/vec/3/6/2").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -43,11 +43,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app, basemap.origins)
 
-    from geoapp.web import api, auth, cli, pages
+    from geoapp.web import api, auth, cli, pages, tiles
 
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    tiles.init_app(app)
     cli.init_app(app)
     return app
 

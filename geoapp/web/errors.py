@@ -3,7 +3,7 @@ clients, or an error page for browsers; never a traceback."""
 
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geoapp.errors import GeoappError
@@ -26,7 +26,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(GeoappError)
     def _geoapp_error(exc: GeoappError):
-        return respond(exc.to_dict(), exc.status)
+        response = make_response(respond(exc.to_dict(), exc.status))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,4 +1,4 @@
-"""HTML pages: the one map, feature archive pages, the deleted-features page, browser assets and the tile proxy."""
+"""HTML pages: the one map, feature archive pages, the deleted-features page and browser assets."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import orjson
-import requests
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -26,7 +24,7 @@ from flask_wtf.csrf import generate_csrf
 from geoapp.config import PROJECT_ROOT
 from geoapp.core.layers import FieldDef, Layer
 from geoapp.core.query import parse_int, parse_lonlat
-from geoapp.errors import InvalidParameter, NotFound, TileUnavailable, VersionConflict
+from geoapp.errors import NotFound, VersionConflict
 from geoapp.store.base import DeletedFeature
 from geoapp.web import auth, maps, service
 from geoapp.web.access import staff
@@ -36,7 +34,6 @@ from geoapp.web.security import nonce
 bp = Blueprint("pages", __name__)
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
-TIANDITU_LAYERS = ("vec", "cva", "img", "cia")
 ASSET_MAX_AGE = 7 * 24 * 3600
 
 
@@ -333,42 +330,3 @@ def vendor(path: str):
     if package is None:
         abort(404)
     return send_from_directory(NODE_MODULES / package, path[len(package) + 1 :], max_age=ASSET_MAX_AGE)
-
-
-@bp.get("/tiles/tianditu/<layer>/<int:z>/<int:x>/<int:y>")
-def tianditu(layer: str, z: int, x: int, y: int):
-    """Tianditu tiles fetched by the server, so that the key stays out of every page."""
-    if _basemap().kind != "tianditu":
-        raise NotFound(_("The Tianditu basemap is not configured"), parameter="layer")
-    if layer not in TIANDITU_LAYERS:
-        raise InvalidParameter(f"layer must be one of {', '.join(TIANDITU_LAYERS)}", parameter="layer")
-    if not (0 <= z <= 18 and 0 <= x < 2**z and 0 <= y < 2**z):
-        raise InvalidParameter("z must be 0 to 18 and x, y inside the zoom level's tile matrix", parameter="z")
-    config = current_app.config
-    url = config["GEOAPP_TIANDITU_URL"].format(s=(x + y) % 8, layer=layer)
-    params = {
-        "SERVICE": "WMTS",
-        "REQUEST": "GetTile",
-        "VERSION": "1.0.0",
-        "LAYER": layer,
-        "STYLE": "default",
-        "TILEMATRIXSET": "w",
-        "FORMAT": "tiles",
-        "TILEMATRIX": z,
-        "TILEROW": y,
-        "TILECOL": x,
-        "tk": config["GEOAPP_TIANDITU_KEY"],
-    }
-    try:
-        upstream = requests.get(url, params=params, timeout=10, headers={"User-Agent": "geoapp tile proxy"})
-    except requests.RequestException:
-        current_app.logger.warning("tianditu tile %s/%s/%s/%s: upstream unreachable", layer, z, x, y)
-        raise TileUnavailable(_("The tile server did not answer"), parameter="tile") from None
-    content_type = upstream.headers.get("Content-Type", "")
-    if upstream.status_code != 200 or not content_type.startswith("image/"):
-        current_app.logger.warning("tianditu tile %s/%s/%s/%s: upstream %s", layer, z, x, y, upstream.status_code)
-        raise TileUnavailable(_("The tile server did not answer"), parameter="tile")
-    response = Response(upstream.content, mimetype=content_type)
-    response.cache_control.public = True
-    response.cache_control.max_age = 86400
-    return response
