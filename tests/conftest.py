@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from geoapp.config import PROJECT_ROOT
+from geoapp.core.accounts import LoginPolicy, Passwords
 from geoapp.core.layers import Registry
 from geoapp.store import create_store
+from geoapp.store.base import Actor
 from geoapp.web import create_app
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
@@ -48,9 +51,39 @@ def database(tmp_path, demo_gpkg):
     return path
 
 
+#: Argon2 at its cheapest: tests check what the hashing is for, not what it costs
+CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+
+
+class Clock:
+    """A clock that moves only when told: the sign-in policy and sessions read it, nothing sleeps."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def app(database):
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "GEOAPP_DATABASE": str(database)})
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(database, clock):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "GEOAPP_DATABASE": str(database),
+            "ARGON2_PARAMETERS": CHEAP_ARGON2,
+            "LOGIN_POLICY": LoginPolicy(clock=clock),
+        }
+    )
     yield app
     app.extensions["geoapp"].close()
 
@@ -66,14 +99,14 @@ def runner(app):
 
 
 PASSWORD = "correct-horse-battery"
+#: who the audit trail names for what a test sets up, as for the command line
+SETUP = Actor("tests", "cli")
 ROLES = ("viewer", "planner", "commander", "sensor", "admin")
 
 
 @pytest.fixture(scope="session")
 def password_hash():
-    from geoapp.core.accounts import hash_password
-
-    return hash_password(PASSWORD)  # Argon2 is slow on purpose: hash once for every test user
+    return Passwords(**CHEAP_ARGON2).hash(PASSWORD)
 
 
 @pytest.fixture
@@ -81,20 +114,21 @@ def users(app, password_hash):
     """One account per role, named after it (and "planner2"), all with PASSWORD."""
     store = app.extensions["geoapp"].store
     for role in ROLES:
-        store.add_user(role, password_hash, (role,))
-    store.add_user("planner2", password_hash, ("planner",))
+        store.add_user(role, password_hash, (role,), actor=SETUP)
+    store.add_user("planner2", password_hash, ("planner",), actor=SETUP)
     return {role: role for role in ROLES}
 
 
-def login(client, name: str, password: str = PASSWORD):
-    """Sign in through the real form; return the response and the CSRF token pages now carry."""
-    import re
-
+def csrf_token(client) -> str:
+    """The CSRF token of the client's session, from the sign-in form (a light page, not the map)."""
     page = client.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"name": name, "password": password, "csrf_token": csrf})
-    meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True))
-    return response, meta.group(1) if meta else None  # pages carry the token for signed-in users only
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def login(client, name: str, password: str = PASSWORD):
+    """Sign in through the real form; return the response and the CSRF token of the new session."""
+    response = client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_token(client)})
+    return response, csrf_token(client)  # signing in starts a new session, with a token of its own
 
 
 def start_server(command: list[str], log: Path, timeout: float = 120, **settings: str):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from geoapp.config import PROJECT_ROOT
 from geoapp.core.accounts import LoginPolicy, new_token
-from tests.conftest import PASSWORD, ROLES, login
+from tests.conftest import PASSWORD, ROLES, SETUP, csrf_token, login
 
 HOARDING = "/api/layers/construction_hoardings/features"
 PONDING = "/api/layers/waterlogging_points/features"
@@ -37,7 +40,7 @@ def _signed_in(app, role):
 
 def _token_client(app, role):
     token, digest = new_token()
-    app.extensions["geoapp"].store.add_token(f"{role}-token", digest, (role,))
+    app.extensions["geoapp"].store.add_token(f"{role}-token", digest, (role,), actor=SETUP)
     return app.test_client(), {"Authorization": f"Bearer {token}"}
 
 
@@ -294,38 +297,195 @@ def test_session_cookie_flags(app, users):
 def test_disabling_a_user_or_revoking_a_token_ends_access(app, users):
     client, headers = _signed_in(app, "planner")
     store = app.extensions["geoapp"].store
-    store.change_user("planner", disabled=True)
+    store.change_user("planner", disabled=True, actor=SETUP)
     refused = client.patch(f"{HOARDING}/1", json={"properties": {"notes": "x"}, "version": 1}, headers=headers)
     assert refused.status_code == 401
     assert "contractor" not in client.get(f"{HOARDING}/1").json["properties"]
     token_client, token_headers = _token_client(app, "planner")
-    store.revoke_token("planner-token")
+    store.revoke_token("planner-token", actor=SETUP)
     assert token_client.get(f"{HOARDING}/1", headers=token_headers).status_code == 401
 
 
-def test_brute_force_sign_in_is_slowed_then_refused(app, users):
-    app.config["LOGIN_POLICY"] = LoginPolicy(slow_after=2, delay_s=1.0, max_delay_s=1.0, refuse_after=4)
+def _attempt(app, name, password, address="127.0.0.1", **headers):
+    """One sign-in through the form from ``address``, by a new visitor."""
     client = app.test_client()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    client.environ_base["REMOTE_ADDR"] = address
+    return client.post(
+        "/login", data={"name": name, "password": password, "csrf_token": csrf_token(client)}, headers=headers
+    )
 
-    def attempt(password):
-        start = time.monotonic()
-        response = client.post("/login", data={"name": "planner", "password": password, "csrf_token": csrf})
-        return response, time.monotonic() - start
 
-    timings = []
-    for _ in range(4):
-        response, took = attempt("wrong-password-1")
-        assert response.status_code == 401 and "用户名或密码错误" in response.get_data(as_text=True)
-        timings.append(took)
-    # the first failures answer at once; from the third on each attempt waits the policy's delay
-    assert min(timings[2:]) >= 1.0 > max(timings[:2])
-    refused, _ = attempt(PASSWORD)  # even the right password, once refused
-    assert refused.status_code == 429 and "15" in refused.get_data(as_text=True)
-    other, _ = login(app.test_client(), "viewer")  # another account is not locked by it
-    assert other.status_code == 302
-    actions = [e.action for e in app.extensions["geoapp"].store.audit()]
-    assert actions.count("login_failed") == 4 and "login_refused" in actions and "login" in actions
+def _actions(app, action):
+    return [e for e in app.extensions["geoapp"].store.audit() if e.action == action]
+
+
+def test_brute_force_sign_in_is_slowed_then_refused(app, users, clock):
+    """One address guessing one account: answered at once, told to wait (429, Retry-After), then refused."""
+    for _ in range(3):  # the first failures answer at once
+        failed = _attempt(app, "planner", "wrong-password-1")
+        assert failed.status_code == 401 and "用户名或密码错误" in failed.get_data(as_text=True)
+    waits = []
+    for failures in range(3, 10):
+        early = _attempt(app, "planner", PASSWORD)  # even the right password, while it must wait
+        assert early.status_code == 429
+        waits.append(int(early.headers["Retry-After"]))
+        assert f"请{waits[-1]}秒钟后再试" in early.get_data(as_text=True)
+        clock.advance(waits[-1])
+        assert _attempt(app, "planner", "wrong-password-1").status_code == 401, failures
+    assert waits == [2, 4, 6, 8, 10, 12, 14]  # each failure past the third adds two seconds
+    locked = _attempt(app, "planner", PASSWORD)
+    # refused until the first of the ten failures leaves the 15-minute window
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) == 15 * 60 - sum(waits)
+    assert "请15分钟后再试或联系管理员" in locked.get_data(as_text=True)
+    english = _attempt(app, "planner", PASSWORD, **{"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Try again in 15 minutes or ask an administrator" in english
+    assert _attempt(app, "viewer", PASSWORD).status_code == 302  # another account is not locked by it
+    clock.advance(int(locked.headers["Retry-After"]))
+    assert _attempt(app, "planner", PASSWORD).status_code == 302  # the window passed
+    assert len(_actions(app, "login_failed")) == 10 and _actions(app, "login_refused")
+
+
+def test_a_refused_sign_in_answers_the_json_shape_with_retry_after(app, users):
+    for _ in range(3):
+        _attempt(app, "planner", "wrong-password-1")
+    refused = _attempt(app, "planner", PASSWORD, Accept="application/json")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
+    assert refused.json["error"]["code"] == "too_many_attempts"
+    assert refused.json["error"]["parameter"] == "name" and "2 seconds" in refused.json["error"]["message"]
+
+
+def test_a_locked_account_signs_in_from_elsewhere_and_an_administrator_unlocks_it(app, users, clock, runner):
+    policy = LoginPolicy(slow_after=100, clock=clock)  # no waits: ten failures in a row
+    app.extensions["geoapp.login_policy"] = policy
+    for _ in range(10):
+        assert _attempt(app, "planner", "wrong-password-1", "10.1.1.7").status_code == 401
+    assert _attempt(app, "planner", PASSWORD, "10.1.1.7").status_code == 429
+    # whoever guessed from 10.1.1.7 does not lock the planner out of the office
+    assert _attempt(app, "planner", PASSWORD, "10.2.2.2").status_code == 302
+    unlocked = runner.invoke(args=["geoapp", "user", "unlock", "planner"])
+    assert unlocked.exit_code == 0 and "10 failed sign-ins" in unlocked.output
+    assert _attempt(app, "planner", PASSWORD, "10.1.1.7").status_code == 302
+    (entry,) = _actions(app, "user_unlock")
+    assert (entry.actor, entry.actor_kind, entry.changes["user"]) == ("cli", "cli", ["planner", "planner"])
+    assert runner.invoke(args=["geoapp", "user", "unlock", "nobody"]).exit_code != 0
+
+
+def test_a_new_password_clears_the_failed_sign_ins(app, users, clock, runner):
+    app.extensions["geoapp.login_policy"] = LoginPolicy(slow_after=100, clock=clock)
+    for _ in range(10):
+        _attempt(app, "planner", "wrong-password-1")
+    assert _attempt(app, "planner", PASSWORD).status_code == 429
+    changed = runner.invoke(args=["geoapp", "user", "passwd", "planner", "--password-stdin"], input="a-new-password\n")
+    assert changed.exit_code == 0, changed.output
+    assert _attempt(app, "planner", "a-new-password").status_code == 302
+
+
+def test_mistakes_behind_one_office_address_do_not_lock_out_everyone(app, users, clock):
+    office = "10.0.0.1"  # every staff member's requests arrive from the office NAT
+    # names that are no account count too: 30 failures from the office in all
+    for name in ("planner", "viewer", "commander", "sensor", "admin", "li", "wang", "zhang", "liu", "chen"):
+        for _ in range(3):
+            assert _attempt(app, name, "wrong-password-1", office).status_code == 401
+    # the others still sign in at once, and those who mistyped after a short wait
+    assert _attempt(app, "planner2", PASSWORD, office).status_code == 302
+    assert _attempt(app, "planner", PASSWORD, office).status_code == 429
+    clock.advance(2)
+    assert _attempt(app, "planner", PASSWORD, office).status_code == 302
+
+
+def test_one_address_trying_many_accounts_meets_a_ceiling(app, users, clock):
+    app.extensions["geoapp.login_policy"] = LoginPolicy(address_lock_after=12, clock=clock)
+    for i in range(12):
+        assert _attempt(app, f"guess{i}", "wrong-password-1", "203.0.113.9").status_code == 401
+    ceiling = _attempt(app, "planner", PASSWORD, "203.0.113.9")
+    assert ceiling.status_code == 429 and int(ceiling.headers["Retry-After"]) == 15 * 60
+    assert _attempt(app, "planner", PASSWORD, "10.0.0.1").status_code == 302  # other addresses are not touched
+
+
+def test_guessing_one_account_from_many_addresses_is_slowed_not_locked(app, users, clock):
+    app.extensions["geoapp.login_policy"] = LoginPolicy(account_slow_after=20, account_delay_s=10, clock=clock)
+    for i in range(20):
+        assert _attempt(app, "planner", "wrong-password-1", f"198.51.100.{i}").status_code == 401
+    slowed = _attempt(app, "planner", PASSWORD, "10.0.0.1")
+    assert slowed.status_code == 429 and slowed.headers["Retry-After"] == "10"
+    clock.advance(10)
+    assert _attempt(app, "planner", PASSWORD, "10.0.0.1").status_code == 302
+
+
+def test_simultaneous_guesses_get_no_more_password_checks_than_the_limit(app, users, clock):
+    app.extensions["geoapp.login_policy"] = LoginPolicy(slow_after=100, clock=clock)
+    clients = []
+    for _ in range(40):
+        client = app.test_client()
+        clients.append((client, csrf_token(client)))
+    barrier = threading.Barrier(len(clients))
+    statuses = []
+
+    def guess(client, csrf):
+        barrier.wait()
+        body = {"name": "planner", "password": "wrong-password-1", "csrf_token": csrf}
+        statuses.append(client.post("/login", data=body).status_code)
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [401] * 10 + [429] * 30
+    assert len(_actions(app, "login_failed")) == 10
+
+
+def test_repeated_refusals_write_one_audit_row_with_a_count(app, users, clock):
+    app.extensions["geoapp.login_policy"] = LoginPolicy(slow_after=100, clock=clock)
+    for _ in range(10):
+        _attempt(app, "planner", "wrong-password-1", "192.0.2.1")
+    before = _audit_rows_of(app)
+    for _ in range(200):
+        assert _attempt(app, "planner", PASSWORD, "192.0.2.1").status_code == 429
+    (first,) = _actions(app, "login_refused")
+    assert (first.actor, first.address, first.changes) == ("planner", "192.0.2.1", {"refused": [None, 1]})
+    assert _audit_rows_of(app) == before + 1
+    clock.advance(15 * 60 + 1)  # the window passed: the next sign-in anywhere writes the count down
+    assert _attempt(app, "viewer", PASSWORD, "10.0.0.1").status_code == 302
+    first, total = _actions(app, "login_refused")
+    assert total.address == "192.0.2.1" and total.changes["refused"] == [1, 200]
+
+
+def _audit_rows_of(app) -> int:
+    return len(app.extensions["geoapp"].store.audit())
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(app, users):
+    client, headers = _signed_in(app, "admin")
+    copy = app.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    patch = {"json": {"properties": {"notes": "after sign-out"}}, "headers": {**headers, "If-Match": '"1"'}}
+    assert copy.get("/admin/deleted").status_code == 200  # the copy works while the session lives
+    assert client.post("/logout", headers=headers).status_code == 302
+    assert copy.patch(f"{HOARDING}/1", **patch).status_code == 401
+    staff_page = copy.get("/admin/deleted")
+    assert staff_page.status_code == 302 and staff_page.headers["Location"].startswith("/login")
+    assert "contractor" not in copy.get(f"{HOARDING}/1").json["properties"]
+    assert [e.actor for e in _actions(app, "logout")] == ["admin"]
+
+
+def test_a_session_ends_when_it_expires_even_if_the_cookie_is_kept(app, users, clock):
+    client, _ = _signed_in(app, "admin")
+    assert client.get("/admin/deleted").status_code == 200
+    clock.advance(12 * 3600 + 1)
+    assert client.get("/admin/deleted").status_code == 302
+
+
+def test_importing_the_accounts_module_computes_no_hash():
+    code = (
+        "import argon2\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise SystemExit('hashed at import')\n"
+        "argon2.PasswordHasher.hash = refuse\n"
+        "import geoapp.core.accounts\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + done.stdout
 
 
 def test_no_password_or_token_is_stored_or_logged_in_clear(app, users, database, caplog):
@@ -377,7 +537,7 @@ def test_names_unlike_accounts_never_reach_the_audit_trail(app, users, database)
     [
         ({"properties": {"notes": "x" * 2001}, "version": 1}, 400, "notes"),
         ({"properties": {"entrances": 1e30}, "version": 1}, 400, "entrances"),
-        ({"properties": {"notes": "x"}, "version": True}, 428, "version"),
+        ({"properties": {"notes": "x"}, "version": True}, 400, "version"),
         ({"properties": {"notes": "x"}, "version": 1.5}, 400, "version"),
     ],
 )

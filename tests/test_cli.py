@@ -7,6 +7,7 @@ import io
 import sqlite3
 
 from geoapp.core.accounts import token_digest
+from tests.conftest import SETUP
 
 
 def test_init_demo_layers_and_stats(runner, tmp_path):
@@ -89,7 +90,7 @@ def test_tokens_are_shown_once_and_kept_as_digests(runner, database):
 def test_audit_export_writes_csv_since_a_day(runner, tmp_path):
     store = runner.app.extensions["geoapp"].store
     feature = store.get("construction_hoardings", 1)
-    store.update("construction_hoardings", 1, {"notes": "复查完毕"}, expected_version=feature.version)
+    store.update("construction_hoardings", 1, {"notes": "复查完毕"}, expected_version=feature.version, actor=SETUP)
     out = tmp_path / "audit.csv"
     result = runner.invoke(args=["geoapp", "audit", "export", "--since", "2023-01-01", "--output", str(out)])
     assert result.exit_code == 0, result.output

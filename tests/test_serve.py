@@ -47,13 +47,13 @@ def test_make_run_builds_the_demo_and_serves_every_layer(served, registry):
 def test_no_password_or_token_reaches_the_server_log(served, registry, password_hash):
     from geoapp.core.accounts import new_token
     from geoapp.store import open_store
-    from tests.conftest import PASSWORD
+    from tests.conftest import PASSWORD, SETUP
 
     base, database, log = served
     store = open_store(registry, str(database))
-    store.add_user("planner", password_hash, ("planner",))
+    store.add_user("planner", password_hash, ("planner",), actor=SETUP)
     token, digest = new_token()
-    store.add_token("script", digest, ("planner",))
+    store.add_token("script", digest, ("planner",), actor=SETUP)
     store.close()
     request = urllib.request.Request(
         f"{base}/api/layers/construction_hoardings/features/1",

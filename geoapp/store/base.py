@@ -9,7 +9,7 @@ Each change is one transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,15 +200,43 @@ class Store(ABC):
     def audit(self, since: str | None = None) -> list[AuditEntry]:
         """Audit rows at or after an ISO date/time, oldest first."""
 
-    @abstractmethod
-    def login_failures(self, keys: list[str], since: float) -> dict[str, int]:
-        """Failed logins per key (``user:NAME``, ``addr:IP``) since a Unix time."""
+    # -- sign-in attempts and sessions (the policy is geoapp.core.accounts.LoginPolicy) ----------
 
     @abstractmethod
-    def note_login_failure(self, keys: list[str], at: float) -> None: ...
+    def reserve_login_attempt(
+        self, actor: Actor, at: float, window_s: float, check: Callable[[list[float], list[float], list[float]], None]
+    ) -> str:
+        """Reserve a sign-in attempt of ``actor.name`` from ``actor.address``, in one write transaction.
+
+        Reads the times of the failures since ``at - window_s`` (of this account from this address,
+        of this account, of this address), calls ``check`` with them, and counts the attempt as a
+        failure until :meth:`login_succeeded` says otherwise, so that simultaneous attempts never
+        pass a limit. When ``check`` raises :class:`~geoapp.errors.TooManyAttempts` the refusal is
+        counted instead: the first of an account and address in a window writes a
+        ``login_refused`` audit row, the rest only a count, audited when that window has passed.
+        Returns the attempt's id.
+        """
 
     @abstractmethod
-    def clear_login_failures(self, keys: list[str]) -> None: ...
+    def login_succeeded(self, attempt: str) -> None:
+        """The attempt was no failure: forget it and the failures of its account from its address."""
+
+    @abstractmethod
+    def clear_login_failures(self, name: str, *, actor: Actor | None = None) -> int:
+        """Forget an account's failed sign-ins from every address (an unlock, audited when ``actor`` is
+        given); return how many there were."""
+
+    @abstractmethod
+    def start_session(self, session_hash: str, user: str, at: float, expires_at: float) -> None:
+        """Keep a new sign-in session (by the digest of its id)."""
+
+    @abstractmethod
+    def session_user(self, session_hash: str, at: float) -> str | None:
+        """The user of a live session: neither ended nor expired at ``at``."""
+
+    @abstractmethod
+    def end_session(self, session_hash: str, at: float) -> None:
+        """End a session; its cookie, even a copy of it, no longer signs anyone in."""
 
 
 def prepare(

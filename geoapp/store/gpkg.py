@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
 from geoapp.core.layers import Layer, Registry
-from geoapp.errors import InvalidParameter, NotFound, StoreError, VersionConflict
+from geoapp.errors import InvalidParameter, NotFound, StoreError, TooManyAttempts, VersionConflict
 from geoapp.store.base import (
     SYSTEM,
     VERSION_COLUMN,
@@ -65,8 +66,20 @@ CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_delete BEFORE DELETE ON geoapp_audi
 CREATE TABLE IF NOT EXISTS geoapp_deleted (
     layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL, geom BLOB NOT NULL,
     properties TEXT NOT NULL, deleted_at TEXT NOT NULL, deleted_by TEXT NOT NULL, PRIMARY KEY (layer, fid));
-CREATE TABLE IF NOT EXISTS geoapp_login_failures (key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS geoapp_login_failures_key ON geoapp_login_failures (key, at);
+CREATE TABLE IF NOT EXISTS geoapp_login_attempts (
+    attempt TEXT NOT NULL, account TEXT NOT NULL, address TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS geoapp_login_attempts_pair ON geoapp_login_attempts (account, address, at);
+CREATE INDEX IF NOT EXISTS geoapp_login_attempts_address ON geoapp_login_attempts (address, at);
+CREATE INDEX IF NOT EXISTS geoapp_login_attempts_at ON geoapp_login_attempts (at);
+CREATE INDEX IF NOT EXISTS geoapp_login_attempts_attempt ON geoapp_login_attempts (attempt);
+CREATE TABLE IF NOT EXISTS geoapp_login_refusals (
+    account TEXT NOT NULL, address TEXT NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL,
+    count INTEGER NOT NULL, PRIMARY KEY (account, address));
+CREATE INDEX IF NOT EXISTS geoapp_login_refusals_first ON geoapp_login_refusals (first_at);
+CREATE TABLE IF NOT EXISTS geoapp_sessions (
+    session_hash TEXT PRIMARY KEY, user TEXT NOT NULL, started_at REAL NOT NULL, expires_at REAL NOT NULL,
+    ended_at REAL);
+CREATE INDEX IF NOT EXISTS geoapp_sessions_expires ON geoapp_sessions (expires_at);
 """
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
@@ -448,25 +461,80 @@ class GeoPackageStore(Store):
         )
         return [_entry(row) for row in rows]
 
-    def login_failures(self, keys: list[str], since: float) -> dict[str, int]:
-        counts = dict.fromkeys(keys, 0)
-        marks = ", ".join("?" * len(keys))
-        for key, count in self._conn().execute(
-            f"SELECT key, count(*) FROM geoapp_login_failures WHERE key IN ({marks}) AND at >= ? GROUP BY key",
-            (*keys, since),
-        ):
-            counts[key] = count
-        return counts
+    # -- sign-in attempts and sessions -----------------------------------------------------------
 
-    def note_login_failure(self, keys: list[str], at: float) -> None:
-        with self._transaction() as conn:
-            conn.executemany("INSERT INTO geoapp_login_failures VALUES (?, ?)", [(key, at) for key in keys])
-            # keep the table small: a day of failures is more than any window looks at
-            conn.execute("DELETE FROM geoapp_login_failures WHERE at < ?", (at - 86400,))
+    def reserve_login_attempt(
+        self, actor: Actor, at: float, window_s: float, check: Callable[[list[float], list[float], list[float]], None]
+    ) -> str:
+        account, address = actor.name, actor.address or "-"
+        since = at - window_s
+        refused: TooManyAttempts | None = None
+        attempt = secrets.token_hex(8)
+        with self._transaction() as conn:  # BEGIN IMMEDIATE: one attempt at a time reads and counts
+            _flush_login_refusals(conn, since)
 
-    def clear_login_failures(self, keys: list[str]) -> None:
+            def times(where: str, *args: Any) -> list[float]:
+                sql = f"SELECT at FROM geoapp_login_attempts WHERE {where} AND at >= ? ORDER BY at"
+                return [row[0] for row in conn.execute(sql, (*args, since))]
+
+            try:
+                check(
+                    times("account = ? AND address = ?", account, address),
+                    times("account = ?", account),
+                    times("address = ?", address),
+                )
+            except TooManyAttempts as exc:
+                refused = exc
+                _note_login_refusal(conn, actor, account, address, at)
+            else:
+                conn.execute("INSERT INTO geoapp_login_attempts VALUES (?, ?, ?, ?)", (attempt, account, address, at))
+                # a day of failures is more than any window looks at
+                conn.execute("DELETE FROM geoapp_login_attempts WHERE at < ?", (at - 86400,))
+        if refused is not None:
+            raise refused
+        return attempt
+
+    def login_succeeded(self, attempt: str) -> None:
         with self._transaction() as conn:
-            conn.executemany("DELETE FROM geoapp_login_failures WHERE key = ?", [(key,) for key in keys])
+            row = conn.execute(
+                "SELECT account, address FROM geoapp_login_attempts WHERE attempt = ?", (attempt,)
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM geoapp_login_attempts WHERE account = ? AND address = ?", row)
+
+    def clear_login_failures(self, name: str, *, actor: Actor | None = None) -> int:
+        with self._transaction() as conn:
+            cleared = conn.execute("DELETE FROM geoapp_login_attempts WHERE account = ?", (name,)).rowcount
+            conn.execute("DELETE FROM geoapp_login_refusals WHERE account = ?", (name,))
+            if actor is not None:
+                _audit(conn, actor, "user_unlock", None, None, {"user": [name, name], "failures": [cleared, 0]})
+        return cleared
+
+    def start_session(self, session_hash: str, user: str, at: float, expires_at: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO geoapp_sessions (session_hash, user, started_at, expires_at) VALUES (?, ?, ?, ?)",
+                (session_hash, user, at, expires_at),
+            )
+            conn.execute("DELETE FROM geoapp_sessions WHERE expires_at < ?", (at - 86400,))
+
+    def session_user(self, session_hash: str, at: float) -> str | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT user FROM geoapp_sessions WHERE session_hash = ? AND ended_at IS NULL AND expires_at > ?",
+                (session_hash, at),
+            )
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def end_session(self, session_hash: str, at: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE geoapp_sessions SET ended_at = ? WHERE session_hash = ? AND ended_at IS NULL",
+                (at, session_hash),
+            )
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -560,6 +628,33 @@ def _audit(conn, actor: Actor, action: str, layer: str | None, fid: int | None, 
     )
     if actor.kind == "token":
         conn.execute("UPDATE geoapp_tokens SET last_used_at = ? WHERE name = ?", (_now(), actor.name))
+
+
+def _note_login_refusal(conn, actor: Actor, account: str, address: str, at: float) -> None:
+    """Count a refused sign-in; only the first of an account and address in a window writes an audit row."""
+    counted = conn.execute(
+        "UPDATE geoapp_login_refusals SET count = count + 1, last_at = ? WHERE account = ? AND address = ?",
+        (at, account, address),
+    ).rowcount
+    if not counted:
+        conn.execute("INSERT INTO geoapp_login_refusals VALUES (?, ?, ?, ?, 1)", (account, address, at, at))
+        _audit(conn, actor, "login_refused", None, None, {"refused": [None, 1]})
+
+
+def _flush_login_refusals(conn, since: float) -> None:
+    """Audit the count of each window of refusals that has passed (if more than its first), then forget it."""
+    closed = conn.execute(
+        "SELECT account, address, first_at, last_at, count FROM geoapp_login_refusals WHERE first_at < ?", (since,)
+    ).fetchall()
+    for account, address, first_at, last_at, count in closed:
+        if count > 1:
+            span = {"from": [None, _iso(first_at)], "to": [None, _iso(last_at)]}
+            _audit(conn, Actor(account, "user", address), "login_refused", None, None, {"refused": [1, count], **span})
+    conn.execute("DELETE FROM geoapp_login_refusals WHERE first_at < ?", (since,))
+
+
+def _iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds")
 
 
 def _user(row) -> User:

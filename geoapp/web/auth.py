@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 import os
 import secrets
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from geoapp.core import accounts
-from geoapp.core.accounts import LoginPolicy, Principal, token_digest, verify_password
+from geoapp.core.accounts import LoginPolicy, Passwords, Principal, token_digest
 from geoapp.core.layers import Layer
 from geoapp.errors import Forbidden, TooManyAttempts, Unauthorized
 from geoapp.store.base import Actor
@@ -24,7 +38,6 @@ from geoapp.web import errors, service
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-POLICY = LoginPolicy()
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -43,6 +56,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     app.session_interface = _Sessions()
+    # ARGON2_PARAMETERS: argon2-cffi's PasswordHasher arguments; tests pass cheap ones, production keeps the defaults
+    app.extensions["geoapp.passwords"] = Passwords(**app.config.get("ARGON2_PARAMETERS", {}))
+    # LOGIN_POLICY: a LoginPolicy; tests pass one with a fake clock
+    app.extensions["geoapp.login_policy"] = app.config.get("LOGIN_POLICY") or LoginPolicy()
     csrf.init_app(app)
     app.before_request(_load_principal)
     app.register_blueprint(bp)
@@ -76,15 +93,28 @@ def _load_principal() -> None:
         return
     name = session.get("user")
     if name:
-        user = service().store.user(name)
-        if user is None or user.disabled or user.epoch != session.get("epoch"):
-            session.clear()
+        store = service().store
+        user = store.user(name)
+        sid = session.get("sid")
+        live = isinstance(sid, str) and store.session_user(token_digest(sid), policy().clock()) == name
+        if not live or user is None or user.disabled or user.epoch != session.get("epoch"):
+            session.clear()  # signed out, expired, or ended by a password change or disabling
         else:
             g.user = Principal(user.name, "user", frozenset(user.roles))
     if request.method in UNSAFE:
         if g.user is None and request.path.startswith("/api/"):
             raise Unauthorized("sign in (or send a Bearer token) to change anything", parameter="Authorization")
         csrf.protect()
+
+
+def passwords(app: Flask | None = None) -> Passwords:
+    """The app's password hashing (Argon2 with the app's parameters)."""
+    return (app or current_app).extensions["geoapp.passwords"]
+
+
+def policy(app: Flask | None = None) -> LoginPolicy:
+    """The app's sign-in policy; its clock also dates sessions."""
+    return (app or current_app).extensions["geoapp.login_policy"]
 
 
 def actor() -> Actor:
@@ -137,31 +167,56 @@ def login():
         # nothing unlike an account name reaches the store or the audit trail
         flash(_("Wrong name or password."), "error")
         return render_template("login.html", title=_("Sign in"), next=target), 401
-    store = service().store
-    policy: LoginPolicy = current_app.config.get("LOGIN_POLICY", POLICY)
-    keys = policy.keys(name, request.remote_addr)
+    store, rules, address = service().store, policy(), request.remote_addr
+    now = rules.clock()
+    who = Actor(name, "user", address)
     try:
-        wait = policy.delay(store.login_failures(keys, time.time() - policy.window_s), name, request.remote_addr)
-    except TooManyAttempts:
-        store.record(Actor(name or "-", "user", request.remote_addr), "login_refused")
-        flash(_("Too many failed sign-ins. Try again in 15 minutes or ask an administrator."), "error")
-        return render_template("login.html", title=_("Sign in"), next=target, name=name), 429
-    time.sleep(wait)  # slows guessing down; the policy says how much
+        # counted as a failure before the password is checked: simultaneous guesses cannot pass the limits
+        attempt = store.reserve_login_attempt(
+            who, now, rules.window_s, lambda pair, account, origin: rules.check(pair, account, origin, now)
+        )
+    except TooManyAttempts as exc:
+        if _wants_json():
+            raise  # the error handler answers the JSON shape with Retry-After
+        flash(_("Too many failed sign-ins. Try again in %(wait)s or ask an administrator.", wait=_wait(exc)), "error")
+        page = render_template("login.html", title=_("Sign in"), next=target, name=name)
+        response = make_response(page, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     user = store.user(name)
     # a missing or disabled account costs the same Argon2 check, so timing does not tell names apart
-    checked = verify_password(user.password_hash if user else accounts.DUMMY_HASH, password)
+    checked = passwords().verify(user.password_hash if user else None, password)
     if user is None or user.disabled or not checked:
-        store.note_login_failure(keys, time.time())
-        store.record(Actor(name or "-", "user", request.remote_addr), "login_failed")
+        store.record(who, "login_failed")
         flash(_("Wrong name or password."), "error")
         return render_template("login.html", title=_("Sign in"), next=target, name=name), 401
-    store.clear_login_failures(keys[:1])
-    store.record(Actor(user.name, "user", request.remote_addr), "login")
+    store.login_succeeded(attempt)
+    store.record(Actor(user.name, "user", address), "login")
+    _start_session(user.name, user.epoch, now)
+    current_app.logger.info("sign-in: %s from %s", user.name, address)
+    return redirect(target)
+
+
+def _start_session(name: str, epoch: int, now: float) -> None:
+    """A new session id (never one the browser brought along), kept in the store until sign-out or expiry."""
+    sid = secrets.token_urlsafe(32)
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    service().store.start_session(token_digest(sid), name, now, now + lifetime)
     session.clear()
     session.permanent = True
-    session["user"], session["epoch"] = user.name, user.epoch
-    current_app.logger.info("sign-in: %s from %s", user.name, request.remote_addr)
-    return redirect(target)
+    session.update(user=name, epoch=epoch, sid=sid)
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def _wait(exc: TooManyAttempts) -> str:
+    """How long to wait, in the visitor's language: seconds, or whole minutes rounded up."""
+    seconds = exc.retry_after or 1
+    if seconds >= 60:
+        seconds = math.ceil(seconds / 60) * 60
+    return format_timedelta(dt.timedelta(seconds=seconds), granularity="second", threshold=1)
 
 
 def _local_target(target: str | None) -> str:
@@ -177,5 +232,11 @@ def _local_target(target: str | None) -> str:
 
 @bp.post("/logout")
 def logout():
+    """End the session in the store too: a copy of the cookie signs nobody in afterwards."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        service().store.end_session(token_digest(sid), policy().clock())
+    if g.get("user") is not None:
+        service().store.record(actor(), "logout")
     session.clear()
     return redirect(url_for("pages.index"))

@@ -17,6 +17,7 @@ from geoapp.core import stats as report
 from geoapp.errors import GeoappError
 from geoapp.store.base import Actor
 from geoapp.web import service
+from geoapp.web.auth import passwords
 
 CLI = Actor("cli", "cli")
 ADMIN_HINT = "flask --app wsgi geoapp user add NAME --role admin"
@@ -90,7 +91,7 @@ def stats_command() -> None:
         click.echo(f"{figure['label']['zh']}: {figure['value']}{unit}")
 
 
-user_cli = AppGroup("user", help="Staff accounts: add, list, disable, change a password.")
+user_cli = AppGroup("user", help="Staff accounts: add, list, disable, change a password, unlock.")
 token_cli = AppGroup("token", help="Machine tokens for sensors and scripts (Authorization: Bearer).")
 audit_cli = AppGroup("audit", help="The audit trail of every change.")
 geoapp_cli.add_command(user_cli)
@@ -116,7 +117,7 @@ def user_add(name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
     """Add a staff account."""
     accounts.check_name(name)
     roles = accounts.check_roles(roles)
-    service().store.add_user(name, accounts.hash_password(_password(password_stdin)), roles, actor=CLI)
+    service().store.add_user(name, passwords().hash(_password(password_stdin)), roles, actor=CLI)
     click.echo(f"added user {name} ({', '.join(roles)})")
 
 
@@ -140,10 +141,23 @@ def user_disable(name: str) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def user_passwd(name: str, password_stdin: bool) -> None:
-    """Set a new password; the user's other sessions end."""
-    password_hash = accounts.hash_password(_password(password_stdin))
-    service().store.change_user(name, password_hash=password_hash, actor=CLI)
+    """Set a new password; the user's other sessions end and failed sign-ins are forgotten."""
+    password_hash = passwords().hash(_password(password_stdin))
+    store = service().store
+    store.change_user(name, password_hash=password_hash, actor=CLI)
+    store.clear_login_failures(name)
     click.echo(f"changed the password of {name}")
+
+
+@user_cli.command("unlock")
+@click.argument("name")
+def user_unlock(name: str) -> None:
+    """Forget the account's failed sign-ins from every address, so that it may sign in at once."""
+    store = service().store
+    if store.user(name) is None:
+        raise click.ClickException(f"no user {name!r}")
+    cleared = store.clear_login_failures(name, actor=CLI)
+    click.echo(f"unlocked {name} ({cleared} failed sign-ins forgotten)")
 
 
 @token_cli.command("add")
