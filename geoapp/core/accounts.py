@@ -97,19 +97,6 @@ class Passwords:
         return self._hasher.hash(secrets.token_urlsafe(16))
 
 
-@functools.cache
-def default_passwords() -> Passwords:
-    return Passwords()
-
-
-def hash_password(password: str) -> str:
-    return default_passwords().hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    return default_passwords().verify(password_hash, password)
-
-
 def new_token() -> tuple[str, str]:
     """A new machine token and the digest to store; the token itself is shown once and never kept."""
     token = "gat_" + secrets.token_urlsafe(32)
