@@ -1,5 +1,6 @@
 """gunicorn settings for `make run`: load the app and its layer indexes once, then fork the workers."""
 
+import gc
 import os
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
@@ -13,5 +14,8 @@ accesslog = "-"
 def when_ready(server):
     # in the master, before the fork: workers share the built indexes copy-on-write
     service = server.app.wsgi().extensions["geoapp"]
-    service.engine.warm()
+    service.warm()
     service.store.close()  # the snapshots hold no connection; none may cross the fork
+    # objects made so far are never collected: the collector would write to every page of them in each
+    # worker and undo the sharing (edits arrive as small deltas and leave these pages alone)
+    gc.freeze()

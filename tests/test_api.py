@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import shapely
 
+from tests.conftest import SETUP
+from tests.frames import layer_frame
+
 DEMO_COUNTS = {
     "waterlogging_points": 6,
     "underpass_culverts": 14,
@@ -81,7 +84,7 @@ def test_paging_through_a_bbox_returns_every_match_exactly_once(client, app):
         nxt = [link["href"] for link in payload["links"] if link["rel"] == "next"]
         url = "{0.path}?{0.query}".format(urlsplit(nxt[0])) if nxt else None
     assert len(seen) == len(set(seen)) == matched
-    gdf = app.extensions["geoapp"].store.query("manhole_covers")
+    gdf = layer_frame(app.extensions["geoapp"].store, "manhole_covers")
     minx, miny, maxx, maxy = map(float, bbox.split(","))
     x, y = gdf.geometry.x, gdf.geometry.y
     expected = gdf.index[(x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)]
@@ -107,8 +110,8 @@ def test_nearest_returns_k_features(client):
 
 def test_within_a_grid_cell_equals_brute_force(client, app):
     store = app.extensions["geoapp"].store
-    cells = store.query("grid_cells")
-    covers = store.query("manhole_covers")
+    cells = layer_frame(store, "grid_cells")
+    covers = layer_frame(store, "manhole_covers")
     # the cell holding the most covers, so the comparison is not trivially empty
     counts = [int(shapely.intersects(covers.geometry.array, cell).sum()) for cell in cells.geometry.array]
     fid = int(cells.index[int(np.argmax(counts))])
@@ -162,7 +165,7 @@ BAD_REQUESTS = [
     ("waterlogging_points/features?bbox=1,1,2,2&bbox=1,1,3,3", 400, "bbox"),
     ("lakes/features", 404, "layer"),
     ("waterlogging_points/features/999999", 404, "fid"),
-    ("waterlogging_points/features/abc", 400, "fid"),
+    ("waterlogging_points/features/abc", 404, "fid"),  # an id that is not a number names no feature
 ]
 
 
@@ -227,7 +230,7 @@ def test_anonymous_responses_contain_no_internal_field(client, registry):
 def test_internal_values_appear_nowhere_in_public_responses(client, app):
     store = app.extensions["geoapp"].store
     for layer_id, field in [("waterlogging_points", "contact_phone"), ("heating_stations", "operator_phone")]:
-        secrets = [v for v in store.query(layer_id)[field] if v]
+        secrets = [v for v in layer_frame(store, layer_id)[field] if v]
         assert secrets, f"the demo should fill {layer_id}.{field}"
         body = client.get(f"/api/layers/{layer_id}/features?limit=10000").get_data(as_text=True)
         assert not [v for v in secrets if v in body]
@@ -264,7 +267,11 @@ def test_etag_of_a_within_query_follows_the_referenced_feature(client, app):
     import shapely.affinity
 
     store.update(
-        "grid_cells", 100, geometry=shapely.affinity.translate(cell.geometry, 0.003), expected_version=cell.version
+        "grid_cells",
+        100,
+        geometry=shapely.affinity.translate(cell.geometry, 0.003),
+        expected_version=cell.version,
+        actor=SETUP,
     )
     again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 200  # not a stale 304: the cell moved
@@ -272,7 +279,9 @@ def test_etag_of_a_within_query_follows_the_referenced_feature(client, app):
 
 def test_search_ranks_exact_matches_first(client, app):
     store = app.extensions["geoapp"].store
-    store.insert("heating_stations", {"name": "换热站", "supply_type": "direct"}, shapely.Point(113.30, 33.73))
+    store.insert(
+        "heating_stations", {"name": "换热站", "supply_type": "direct"}, shapely.Point(113.30, 33.73), actor=SETUP
+    )
     results = client.get("/api/search?q=换热站&limit=3").json["results"]
     assert results[0]["title"] == "换热站"
 

@@ -14,6 +14,7 @@ from geopandas.testing import assert_geodataframe_equal
 from data import demo_district
 from geoapp.core.layers import Registry
 from geoapp.store import create_store
+from tests.frames import layer_frame
 
 LAYERS_DIR = Path(__file__).resolve().parents[1] / "layers"
 METRIC_CRS = "EPSG:4547"
@@ -227,9 +228,9 @@ def test_every_layer_validates_into_a_store(district, layer_registry, tmp_path):
     store = create_store(layer_registry, str(tmp_path / "demo.gpkg"), district, force=True, demo=True)
     try:
         for layer_id, gdf in district.items():
-            assert len(store.query(layer_id)) == len(gdf), layer_id
-        hoardings = store.query("construction_hoardings")
+            assert len(layer_frame(store, layer_id)) == len(gdf), layer_id
+        hoardings = layer_frame(store, "construction_hoardings")
         assert hoardings["length_m"].notna().all()
-        assert store.query("grid_cells")["area_m2"].median() == pytest.approx(10_000, abs=1)
+        assert layer_frame(store, "grid_cells")["area_m2"].median() == pytest.approx(10_000, abs=1)
     finally:
         store.close()

@@ -1,4 +1,8 @@
-"""The query engine against independent brute-force computations over the same features."""
+"""The reader's queries against independent brute-force computations over the same features.
+
+Everything goes through the :class:`~geoapp.store.base.FeatureReader` interface (``select``), so
+these run over every backend that answers it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,19 @@ from pyproj import Geod, Transformer
 from geoapp.core.crs import metric_crs
 from geoapp.errors import InvalidParameter
 from geoapp.store import create_store
-from geoapp.store.memindex import Engine, Query
+from geoapp.store.base import Actor, Query
+from geoapp.store.memindex import MemIndex
 
 GEOD = Geod(ellps="WGS84")
 TO_GK = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
 KINDS = ["water_supply", "sewage", "storm", "power"]
+ACTOR = Actor("tester", "cli", roles=frozenset({"admin"}))
+EVERYTHING = 10**7
+
+
+def select(reader, layer_id, query):
+    """Every match of a query (one page holding them all)."""
+    return reader.select(layer_id, query, 0, EVERYTHING, "public")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,7 @@ def random_store(registry, tmp_path_factory):
     )
     path = tmp_path_factory.mktemp("spatial") / "random.gpkg"
     store = create_store(registry, str(path), {"manhole_covers": covers, "construction_hoardings": hoardings})
-    yield Engine(store), covers, hoardings
+    yield MemIndex(store), covers, hoardings
     store.close()
 
 
@@ -63,7 +75,7 @@ def test_bbox_equals_brute_force(random_store):
     for _ in range(30):
         x0, y0 = rng.uniform(113.26, 113.33), rng.uniform(33.70, 33.75)
         x1, y1 = x0 + rng.uniform(0, 0.03), y0 + rng.uniform(0, 0.02)
-        got = engine.query("manhole_covers", Query(bbox=(x0, y0, x1, y1))).fids()
+        got = select(engine, "manhole_covers", Query(bbox=(x0, y0, x1, y1))).ids
         expected = (np.flatnonzero((lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)) + 1).tolist()
         assert got == expected
 
@@ -76,15 +88,15 @@ def test_radius_equals_brute_force_and_distances_are_geodesic(random_store, laye
     rng = np.random.default_rng(2)
     for _ in range(25):
         lon, lat, radius = rng.uniform(113.27, 113.33), rng.uniform(33.71, 33.75), rng.uniform(20, 1500)
-        result = engine.query(layer_id, Query(near=(lon, lat, radius)))
+        result = select(engine, layer_id, Query(near=(lon, lat, radius)))
         centre = shapely.Point(*TO_GK.transform(lon, lat))
         distances = shapely.distance(projected, centre)
         expected = np.flatnonzero(distances <= radius)
         expected = expected[np.lexsort((expected, distances[expected]))] + 1
-        assert result.fids() == expected.tolist()
+        assert result.ids == expected.tolist()
         assert np.all(np.diff(result.distances) >= 0)
-        if layer_id == "manhole_covers" and result.matched:
-            fids = np.array(result.fids())
+        if layer_id == "manhole_covers" and len(result.ids):
+            fids = np.array(result.ids)
             _, _, geodesic = GEOD.inv(
                 np.full(len(fids), lon),
                 np.full(len(fids), lat),
@@ -103,10 +115,10 @@ def test_nearest_equals_brute_force(random_store, layer_id):
     for k in (1, 5, 10, 60):
         for _ in range(5):
             lon, lat = rng.uniform(113.25, 113.35), rng.uniform(33.70, 33.76)
-            result = engine.query(layer_id, Query(nearest=(lon, lat, k)))
+            result = select(engine, layer_id, Query(nearest=(lon, lat, k)))
             distances = shapely.distance(projected, shapely.Point(*TO_GK.transform(lon, lat)))
             order = np.lexsort((np.arange(len(gdf)), distances))[:k]
-            assert result.fids() == (order + 1).tolist()
+            assert result.ids == (order + 1).tolist()
             assert np.allclose(result.distances, distances[order])
 
 
@@ -114,43 +126,44 @@ def test_nearest_with_a_filter_only_returns_matching_features(random_store):
     engine, covers, _ = random_store
     projected = _projected(covers)
     lon, lat = 113.30, 33.73
-    result = engine.query("manhole_covers", Query(nearest=(lon, lat, 10), filters={"status": ["to_fix"]}))
+    result = select(engine, "manhole_covers", Query(nearest=(lon, lat, 10), filters={"status": ["to_fix"]}))
     distances = shapely.distance(projected, shapely.Point(*TO_GK.transform(lon, lat)))
     distances[covers["status"].to_numpy() != "to_fix"] = np.inf
-    assert result.fids() == (np.argsort(distances, kind="stable")[:10] + 1).tolist()
+    assert result.ids == (np.argsort(distances, kind="stable")[:10] + 1).tolist()
 
 
 def test_within_polygon_and_filters_equal_brute_force(random_store):
     engine, covers, _ = random_store
     area = shapely.Polygon([(113.28, 33.72), (113.31, 33.715), (113.32, 33.74), (113.29, 33.745)])
-    result = engine.query("manhole_covers", Query(within=area, filters={"kind": ["storm", "power"]}))
+    result = select(engine, "manhole_covers", Query(within=area, filters={"kind": ["storm", "power"]}))
     expected = shapely.intersects(covers.geometry.array, area) & covers["kind"].isin(["storm", "power"]).to_numpy()
-    assert result.fids() == (np.flatnonzero(expected) + 1).tolist()
+    assert result.ids == (np.flatnonzero(expected) + 1).tolist()
 
 
 def test_near_and_nearest_together_are_refused(random_store):
     engine, _, _ = random_store
     with pytest.raises(InvalidParameter):
-        engine.query("manhole_covers", Query(near=(113.3, 33.73, 100), nearest=(113.3, 33.73, 3)))
+        select(engine, "manhole_covers", Query(near=(113.3, 33.73, 100), nearest=(113.3, 33.73, 3)))
 
 
 def test_engine_follows_store_changes(random_store):
     engine, _, _ = random_store
     store = engine.store
     far = (113.40, 33.80)
-    assert engine.query("manhole_covers", Query(nearest=(*far, 1))).distances[0] > 1000
+    assert select(engine, "manhole_covers", Query(nearest=(*far, 1))).distances[0] > 1000
     added = store.insert(
         "manhole_covers",
         {"code": "4199010101999999", "kind": "storm", "status": "to_fix"},
         shapely.Point(*far),
+        actor=ACTOR,
     )
     try:
-        result = engine.query("manhole_covers", Query(nearest=(*far, 1)))
-        assert result.fids() == [added.fid]
+        result = select(engine, "manhole_covers", Query(nearest=(*far, 1)))
+        assert result.ids == [added.fid]
         assert result.distances[0] == pytest.approx(0)
     finally:
-        store.delete("manhole_covers", added.fid)
-    assert engine.query("manhole_covers", Query(nearest=(*far, 1))).fids() != [added.fid]
+        store.delete("manhole_covers", added.fid, expected_version=1, actor=ACTOR)
+    assert select(engine, "manhole_covers", Query(nearest=(*far, 1))).ids != [added.fid]
 
 
 def test_nearest_from_many_threads_at_once_gives_the_same_answers(random_store):
@@ -160,7 +173,7 @@ def test_nearest_from_many_threads_at_once_gives_the_same_answers(random_store):
     engine, _, _ = random_store
     rng = np.random.default_rng(11)
     points = [(rng.uniform(113.27, 113.33), rng.uniform(33.71, 33.75)) for _ in range(200)]
-    expected = [engine.query("manhole_covers", Query(nearest=(x, y, 20))).fids() for x, y in points]
+    expected = [select(engine, "manhole_covers", Query(nearest=(x, y, 20))).ids for x, y in points]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        got = list(pool.map(lambda p: engine.query("manhole_covers", Query(nearest=(*p, 20))).fids(), points * 4))
+        got = list(pool.map(lambda p: select(engine, "manhole_covers", Query(nearest=(*p, 20))).ids, points * 4))
     assert got == expected * 4

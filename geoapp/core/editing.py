@@ -1,58 +1,161 @@
-"""What an edit must carry and where it may put a feature. Flask-free: views translate requests to these."""
+"""The use cases that change layers: every change from the API, the pages, the CLI and later imports goes here.
+
+Flask-free. Each use case checks the caller's permission (``geoapp.core.permissions``), the
+geometry and the district rule, then hands the change to the store, which validates the values
+against the layer definition and writes the change with its audit row in one transaction. The
+actor is a required argument: there is no default to be audited as.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import shapely
-from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from geoapp.core import permissions
 from geoapp.core.crs import STORAGE_CRS, project
-from geoapp.errors import InvalidFeature, InvalidParameter, VersionRequired
-from geoapp.store.memindex import Engine
+from geoapp.errors import InvalidFeature, InvalidParameter, NotFound, VersionRequired
+from geoapp.store.base import Actor, DeletedFeature, Feature, FeatureReader, Query, Store
 
 #: how far outside the district boundary a feature may lie (boundary roads, shared sites)
 DISTRICT_MARGIN_M = 2000
+DISTRICT_LAYER = "district_boundary"
+#: a version as an ETag or If-Match carries it: ``"7"`` (public) or ``"7-internal"`` (staff); maybe weak, and
+#: with the ``:gzip`` a compressing server appends to the ETag of a compressed response
+_ETAG = re.compile(r'(?:W/)?"?([0-9]{1,18})(?:-internal)?(?::[a-z0-9-]{1,16})?"?', re.ASCII)
 
 
-def parse_geometry(value: Any) -> BaseGeometry:
-    """A GeoJSON geometry object (lon/lat) as shapely, or :class:`InvalidFeature` naming ``geometry``."""
-    if not isinstance(value, dict) or "type" not in value:
-        raise InvalidFeature("geometry must be a GeoJSON geometry object", parameter="geometry")
-    try:
-        return shape(value)
-    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
-        raise InvalidFeature(f"geometry is not valid GeoJSON: {exc}", parameter="geometry") from None
+def etag(version: int, visibility: str) -> str:
+    """A feature's ETag value: its version, distinct per visibility (a cache must not mix the two)."""
+    return str(version) if visibility == "public" else f"{version}-internal"
 
 
-def expected_version(if_match: str | None, body: dict) -> int:
-    """The feature version the caller read: ``If-Match: "7"`` or ``"version": 7`` in the body."""
-    raw: Any = body.get("version")
-    if if_match:
-        raw = if_match.strip().removeprefix("W/").strip('"')
-    if raw is None or isinstance(raw, bool):
+def expected_version(if_match: str | None, body_version: Any = None) -> int:
+    """The feature version the caller read: an ETag from GET in ``If-Match``, or ``"version": 7`` in a body."""
+    if if_match is not None and if_match.strip():
+        match = _ETAG.fullmatch(if_match.strip())
+        if match is None:
+            raise InvalidParameter(
+                f'If-Match must be the ETag a GET of the feature returned (such as "7"), not {if_match[:40]!r}',
+                parameter="If-Match",
+            )
+        return int(match.group(1))
+    if body_version is None:
         raise VersionRequired(
             "send the version you read (If-Match header or a version field) so that no change is overwritten",
             parameter="version",
         )
-    try:
-        if isinstance(raw, float) or (isinstance(raw, str) and not raw.isdigit()):
-            raise ValueError
-        return int(raw)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"version must be a whole number, not {raw!r}", parameter="version") from None
+    if isinstance(body_version, bool) or not isinstance(body_version, int | str):
+        raise InvalidParameter(f"version must be a whole number, not {body_version!r}", parameter="version")
+    if isinstance(body_version, str):
+        if not re.fullmatch(r"[0-9]{1,18}", body_version, re.ASCII):
+            raise InvalidParameter(f"version must be a whole number, not {body_version[:40]!r}", parameter="version")
+        body_version = int(body_version)
+    if not 0 < body_version < 2**63:
+        raise InvalidParameter("version must be a whole number from 1", parameter="version")
+    return body_version
 
 
-def check_inside_district(engine: Engine, geometry: BaseGeometry) -> None:
-    """Refuse geometry that lies outside the district boundary (with a margin), measured in metres."""
-    boundary = engine.snapshot("district_boundary") if "district_boundary" in engine.registry else None
-    if boundary is None or not len(boundary):
-        return
-    crs = boundary.metric_crs
-    area = shapely.union_all(boundary.metric).buffer(DISTRICT_MARGIN_M)
-    if not area.contains(project(geometry, STORAGE_CRS, crs)):
-        raise InvalidFeature(
-            f"geometry lies outside the district (more than {DISTRICT_MARGIN_M} m beyond its boundary)",
-            parameter="geometry",
-        )
+class Editing:
+    """Create, update, delete, restore and batch-insert features of a store, for a caller."""
+
+    def __init__(self, store: Store, reader: FeatureReader):
+        self.store = store
+        self.reader = reader
+        self.registry = store.registry
+        self._district: tuple[int, BaseGeometry | None] | None = None
+        self._lock = threading.Lock()
+
+    def _layer(self, layer_id: str):
+        if layer_id not in self.registry:
+            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self.registry.ids)}", parameter="layer")
+        return self.registry[layer_id]
+
+    def create(self, actor: Actor, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry) -> Feature:
+        """Add a feature; return it with its fid and version 1."""
+        (feature,) = self.create_many(actor, layer_id, [(properties, geometry)])
+        return feature
+
+    def create_many(
+        self, actor: Actor, layer_id: str, features: Sequence[tuple[Mapping[str, Any], BaseGeometry]]
+    ) -> list[Feature]:
+        """Add many features in one transaction: all of them or none; an error names the first that does not fit."""
+        layer = self._layer(layer_id)
+        permissions.require_edit(actor, layer)
+        many = len(features) > 1
+        for i, (properties, geometry) in enumerate(features):
+            if not isinstance(properties, Mapping):
+                raise InvalidParameter("properties must be an object of field values", parameter="properties")
+            self._check_inside_district(geometry, f"feature {i}: " if many else "")
+        return self.store.insert_many(layer_id, list(features), actor=actor)
+
+    def update(
+        self,
+        actor: Actor,
+        layer_id: str,
+        fid: int,
+        *,
+        version: int,
+        properties: Mapping[str, Any] | None = None,
+        geometry: BaseGeometry | None = None,
+    ) -> Feature:
+        """Change fields and/or the geometry of the ``version`` the caller read (409 if it is stale)."""
+        layer = self._layer(layer_id)
+        permissions.require_edit(actor, layer)
+        if geometry is not None:
+            self._check_inside_district(geometry)
+        return self.store.update(layer_id, fid, properties or {}, geometry, expected_version=version, actor=actor)
+
+    def delete(self, actor: Actor, layer_id: str, fid: int, *, version: int) -> None:
+        """Remove a feature (kept, so that an administrator can restore it)."""
+        layer = self._layer(layer_id)
+        permissions.require_edit(actor, layer)
+        self.store.delete(layer_id, fid, expected_version=version, actor=actor)
+
+    def restore(self, actor: Actor, layer_id: str, fid: int) -> Feature:
+        """Put a deleted feature back under its fid (administrators)."""
+        self._layer(layer_id)
+        permissions.require_restore(actor)
+        return self.store.restore(layer_id, fid, actor=actor)
+
+    def deleted(self, actor: Actor) -> list[DeletedFeature]:
+        """What was deleted and may be restored, newest first (administrators)."""
+        permissions.require_restore(actor)
+        return [item for item in self.store.deleted() if item.feature.layer in self.registry]
+
+    # -- the district rule ----------------------------------------------------------------------
+
+    def _district_area(self) -> BaseGeometry | None:
+        """The district and its margin in the metric CRS, rebuilt when the boundary layer changes."""
+        if DISTRICT_LAYER not in self.registry:
+            return None
+        version = self.reader.versions()[DISTRICT_LAYER]
+        with self._lock:
+            if self._district is None or self._district[0] != version:
+                page = self.reader.select(DISTRICT_LAYER, Query(), 0, 10_000)
+                parts = [self.reader.get(DISTRICT_LAYER, fid) for fid in page.ids]
+                geoms = [p.geometry for p in parts if p is not None]
+                area = None
+                if geoms:
+                    metric = project(shapely.union_all(geoms), STORAGE_CRS, self.store.metric_crs)
+                    area = shapely.buffer(metric, DISTRICT_MARGIN_M)
+                    shapely.prepare(area)
+                self._district = (version, area)
+            return self._district[1]
+
+    def _check_inside_district(self, geometry: BaseGeometry, where: str = "") -> None:
+        """Refuse geometry that lies outside the district boundary (with a margin), measured in metres."""
+        if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
+            raise InvalidFeature(f"{where}a geometry is required", parameter="geometry")
+        area = self._district_area()
+        if area is None:
+            return
+        if not area.contains(project(geometry, STORAGE_CRS, self.store.metric_crs)):
+            raise InvalidFeature(
+                f"{where}geometry lies outside the district (more than {DISTRICT_MARGIN_M} m beyond its boundary)",
+                parameter="geometry",
+            )

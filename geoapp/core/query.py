@@ -1,4 +1,4 @@
-"""Turn request parameters (strings) into a :class:`~geoapp.store.memindex.Query`, or refuse them clearly.
+"""Turn request parameters (strings) into a :class:`~geoapp.store.base.Query`, or refuse them clearly.
 
 Flask-free, so that every web front (the JSON API now, OGC API - Features later) reads
 parameters the same way. Each error names the parameter and what it accepts.
@@ -7,16 +7,17 @@ parameters the same way. Each error names the parameter and what it accepts.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import orjson
-import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geoapp.core.geojson import read_area
 from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter
-from geoapp.store.memindex import MAX_K, MAX_RADIUS_M, Engine, Query
+from geoapp.store.base import FeatureReader, Query
+from geoapp.store.memindex import MAX_K, MAX_RADIUS_M
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -32,10 +33,10 @@ class FeaturesRequest:
 
 
 def features_request(
-    engine: Engine, layer: Layer, args: Mapping[str, Sequence[str]], *, internal: bool
+    reader: FeatureReader, layer: Layer, args: Mapping[str, Sequence[str]], *, visibility: str
 ) -> FeaturesRequest:
     """Read the parameters of a features request for ``layer``; ``args`` maps names to given values."""
-    fields = {f.name: f for f in layer.visible_fields(internal)}
+    fields = {f.name: f for f in layer.visible_fields(visibility == "internal")}
     allowed = [*SPATIAL_PARAMETERS, *fields]
     for name, values in args.items():
         if name not in allowed:
@@ -63,7 +64,7 @@ def features_request(
         nearest = (*parse_lonlat(one["nearest"], "nearest"), k)
     if near and nearest:
         raise InvalidParameter("give either near with radius, or nearest with k, not both", parameter="nearest")
-    within, depends = parse_within(engine, one["within"]) if "within" in one else (None, ())
+    within, depends = parse_within(reader, list(reader.versions()), one["within"]) if "within" in one else (None, ())
 
     filters = {}
     for name, spec in fields.items():
@@ -96,10 +97,10 @@ def parse_number(text: str, parameter: str) -> float:
 
 
 def parse_int(text: str, parameter: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidParameter(f"{parameter} must be a whole number, not {text!r}", parameter=parameter) from None
+    """A whole number written in ASCII digits (``int()`` would also take "١٢", "+7" and "1_000")."""
+    if not re.fullmatch(r"-?[0-9]{1,19}", text, re.ASCII):
+        raise InvalidParameter(f"{parameter} must be a whole number, not {text[:40]!r}", parameter=parameter)
+    return int(text)
 
 
 def _check_lonlat(lon: float, lat: float, parameter: str) -> None:
@@ -132,30 +133,20 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
-def parse_within(engine: Engine, text: str) -> tuple[BaseGeometry, tuple[str, ...]]:
+def parse_within(reader: FeatureReader, layer_ids: Sequence[str], text: str) -> tuple[BaseGeometry, tuple[str, ...]]:
     """``<layer>/<feature id>`` (e.g. a grid cell) or a GeoJSON polygon in lon/lat; and the layer it came from."""
     if text.lstrip().startswith("{"):
-        try:
-            geom = shapely.from_geojson(orjson.dumps(orjson.loads(text)))
-        except (orjson.JSONDecodeError, shapely.errors.GEOSException, ValueError):
-            raise InvalidParameter("within must be <layer>/<feature id> or a GeoJSON geometry", "within") from None
-        if geom.geom_type not in ("Polygon", "MultiPolygon") or not geom.is_valid:
-            raise InvalidParameter("within: the GeoJSON geometry must be a valid Polygon or MultiPolygon", "within")
-        minx, miny, maxx, maxy = geom.bounds
-        _check_lonlat(minx, miny, "within")
-        _check_lonlat(maxx, maxy, "within")
-        return geom, ()
+        return read_area(text, parameter="within"), ()
     layer_id, _, fid_text = text.partition("/")
-    if layer_id not in engine.registry:
+    if layer_id not in layer_ids:
         raise InvalidParameter(
-            f"within: unknown layer {layer_id!r}; layers: {', '.join(engine.registry.ids)}", parameter="within"
+            f"within: unknown layer {layer_id!r}; layers: {', '.join(layer_ids)}", parameter="within"
         )
     fid = parse_int(fid_text, "within")
-    snap = engine.snapshot(layer_id)
-    pos = snap.position(fid)
-    if pos is None:
+    feature = reader.get(layer_id, fid) if 0 < fid < 2**63 else None
+    if feature is None:
         raise InvalidParameter(f"within: layer {layer_id} has no feature {fid}", parameter="within")
-    return snap.geoms[pos], (layer_id,)
+    return feature.geometry, (layer_id,)
 
 
 MAX_FID = 2**63 - 1  # SQLite's largest row id

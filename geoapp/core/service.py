@@ -1,48 +1,89 @@
-"""What a running geoapp holds: the layer registry, the store and the query engine. Flask-free."""
+"""What a running geoapp holds: the layer registry, the store, the reader in front of it and the use cases.
+
+Flask-free: the web app, the CLI and the benchmarks all hold one :class:`Service`.
+"""
 
 from __future__ import annotations
 
 import threading
 
+from geoapp.core.editing import Editing
 from geoapp.core.layers import Registry
 from geoapp.store import Store, create_store, open_store
-from geoapp.store.memindex import Engine
+from geoapp.store.base import Actor, FeatureReader
+from geoapp.store.memindex import MemIndex
 
 
 class Service:
-    """The registry now; the store and engine opened on first use (the store may not exist yet)."""
+    """The registry now; the store, its reader and the use cases opened on first use (the store may not exist yet)."""
 
-    def __init__(self, registry: Registry, database: str, metric_crs: str = "auto"):
+    def __init__(self, registry: Registry, database: str, metric_crs: str = "auto", *, figures: tuple = ()):
         self.registry = registry
+        #: the work report's headline figures (``geoapp.core.stats``), counted from the layers
+        self.figures = figures
         self.database = database
         self.metric_crs = metric_crs
-        self._engine: Engine | None = None
+        self._store: Store | None = None
+        self._reader: FeatureReader | None = None
+        self._editing: Editing | None = None
         self._lock = threading.Lock()
 
-    @property
-    def engine(self) -> Engine:
+    def _open(self, store: Store) -> None:
+        self._store = store
+        # a store that answers reads itself (a database) is its own reader; the embedded one has indexes in memory
+        self._reader = store if isinstance(store, FeatureReader) else MemIndex(store)
+        self._editing = Editing(store, self._reader)
+
+    def _ensure(self) -> None:
         with self._lock:
-            if self._engine is None:
-                self._engine = Engine(open_store(self.registry, self.database))
-            return self._engine
+            if self._store is None:
+                self._open(open_store(self.registry, self.database))
 
     @property
     def store(self) -> Store:
-        return self.engine.store
+        self._ensure()
+        return self._store
 
-    def create(self, data=None, *, force: bool = False, demo: bool = False) -> Store:
-        """Create the store (replacing it with ``force``) and serve from the new one."""
+    @property
+    def reader(self) -> FeatureReader:
+        self._ensure()
+        return self._reader
+
+    @property
+    def editing(self) -> Editing:
+        self._ensure()
+        return self._editing
+
+    def warm(self) -> None:
+        """Load every layer and build its indexes now (a server does this before forking its workers)."""
+        reader = self.reader
+        if isinstance(reader, MemIndex):
+            reader.warm()
+
+    def create(
+        self, data=None, *, force: bool = False, demo: bool = False, keep_accounts: bool = True, actor: Actor
+    ) -> Store:
+        """Create the store (replacing its layers with ``force``) and serve from the new one."""
         crs = None if self.metric_crs == "auto" else self.metric_crs
         with self._lock:
-            if self._engine is not None:
-                self._engine.store.close()
-                self._engine = None
-            store = create_store(self.registry, self.database, data, force=force, demo=demo, crs=crs)
-            self._engine = Engine(store)
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            store = create_store(
+                self.registry,
+                self.database,
+                data,
+                force=force,
+                demo=demo,
+                crs=crs,
+                keep_accounts=keep_accounts,
+                actor=actor,
+            )
+            self._open(store)
         return store
 
     def close(self) -> None:
         with self._lock:
-            if self._engine is not None:
-                self._engine.store.close()
-                self._engine = None
+            if self._store is not None:
+                self._store.close()
+                self._store = None

@@ -1,91 +1,94 @@
-"""The work report's headline figures, counted from the map data itself (so they cannot disagree)."""
+"""The work report's headline figures, counted from the map data itself (so they cannot disagree). Flask-free.
+
+The figures are data, declared in ``layers/figures/report.yaml``: a count of a layer's features
+with given field values, or a share of another figure against a target.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from geoapp.store.memindex import Engine
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-#: the report: 886 covers fixed = 110.75 % of the year's task, so the task was 800 covers
-MANHOLE_ANNUAL_TARGET = 800
+from geoapp.core.layers import Label, LayerError, Registry
+from geoapp.store.base import FeatureReader
 
-# (figure id, zh, en, layer, field filters)
-FIGURES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
-    ("waterlogging_points", "积水点", "Waterlogging points", "waterlogging_points", {}),
-    ("underpass_culverts", "下穿式涵洞", "Underpass culverts", "underpass_culverts", {}),
-    ("underground_spaces", "地下空间", "Underground spaces", "underground_spaces", {}),
-    ("hoardings", "建筑围挡整治总数", "Hoardings in the campaign", "construction_hoardings", {}),
-    ("hoardings_removed", "已整治围挡", "Hoardings removed", "construction_hoardings", {"status": "removed"}),
-    (
-        "hoardings_removed_urban_management",
-        "其中城管局整治",
-        "of which by the Urban Management Bureau",
-        "construction_hoardings",
-        {"status": "removed", "agency": "urban_management"},
-    ),
-    (
-        "hoardings_removed_housing",
-        "其中住建局整治",
-        "of which by the Housing and Construction Bureau",
-        "construction_hoardings",
-        {"status": "removed", "agency": "housing"},
-    ),
-    (
-        "hoardings_under_construction",
-        "未停工围挡",
-        "Hoardings at sites still under construction",
-        "construction_hoardings",
-        {"status": "under_construction"},
-    ),
-    (
-        "hoardings_xinhua",
-        "涉及新华区围挡",
-        "Hoardings involving Xinhua District",
-        "construction_hoardings",
-        {"district": "xinhua"},
-    ),
-    ("hoardings_pending", "待整治围挡", "Hoardings pending", "construction_hoardings", {"status": "pending"}),
-    ("heating_stations", "换热站", "Heat-exchange stations", "heating_stations", {}),
-    ("heating_direct", "直供站", "Direct-supply stations", "heating_stations", {"supply_type": "direct"}),
-    ("heating_transfer", "转供站", "Transfer-supply stations", "heating_stations", {"supply_type": "transfer"}),
-    (
-        "heating_transfer_converted",
-        "转供站已转改直",
-        "Transfer stations converted to direct",
-        "heating_stations",
-        {"supply_type": "transfer", "converted_to_direct": True},
-    ),
-    ("backstreets", "背街小巷排查", "Back streets surveyed", "backstreet_repairs", {}),
-    ("backstreets_repaired", "背街小巷已修复", "Back streets repaired", "backstreet_repairs", {"status": "repaired"}),
-    (
-        "backstreets_under_works",
-        "背街小巷施工中",
-        "Back streets under works",
-        "backstreet_repairs",
-        {"status": "under_works"},
-    ),
-    ("manholes_fixed", "窨井盖已整治", "Manhole covers fixed", "manhole_covers", {"status": "fixed"}),
-    ("manholes_to_fix", "窨井盖待整治", "Manhole covers to fix", "manhole_covers", {"status": "to_fix"}),
-)
+FIGURES_FILE = Path("figures") / "report.yaml"
 
 
-def headline(engine: Engine) -> list[dict[str, Any]]:
+class Figure(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    label: Label
+    layer: str | None = None
+    where: dict[str, Any] = {}
+    share_of: str | None = None
+    target: float | None = Field(default=None, gt=0)
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Figure:
+        if (self.layer is None) == (self.share_of is None):
+            raise ValueError(
+                "a figure counts a layer (layer, where) or is a share of another figure (share_of, target)"
+            )
+        if self.share_of is not None and self.target is None:
+            raise ValueError("a share needs a target")
+        return self
+
+
+def load_figures(layers_dir: str | Path, registry: Registry) -> tuple[Figure, ...]:
+    """Read and check the figures: every layer, field and value they name must be declared."""
+    path = Path(layers_dir) / FIGURES_FILE
+    if not path.exists():
+        return ()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        figures = tuple(Figure.model_validate(item) for item in raw.get("figures", ()))
+    except (yaml.YAMLError, ValidationError, AttributeError) as exc:
+        raise LayerError(f"{path}: {exc}") from None
+    seen: set[str] = set()
+    for figure in figures:
+        where = f"{path}: figure {figure.id}"
+        if figure.id in seen:
+            raise LayerError(f"{where}: the id is used twice")
+        if figure.share_of is not None and figure.share_of not in seen:
+            raise LayerError(f"{where}: share_of {figure.share_of!r} must name a figure above it")
+        seen.add(figure.id)
+        if figure.layer is None:
+            continue
+        if figure.layer not in registry:
+            raise LayerError(f"{where}: unknown layer {figure.layer!r}")
+        layer = registry[figure.layer]
+        for name, value in figure.where.items():
+            try:
+                spec = layer.field(name)
+            except KeyError:
+                raise LayerError(f"{where}: {figure.layer} has no field {name!r}") from None
+            try:
+                spec.coerce(value)
+            except ValueError as exc:
+                raise LayerError(f"{where}: {name} {exc}") from None
+    return figures
+
+
+def headline(reader: FeatureReader, figures: tuple[Figure, ...]) -> list[dict[str, Any]]:
     """Each headline figure: id, zh/en label and value counted from the layers now."""
-    out = []
-    for figure_id, zh, en, layer_id, equals in FIGURES:
-        gdf = engine.snapshot(layer_id).gdf
-        selected = gdf.index.notna()
-        for name, value in equals.items():
-            selected &= (gdf[name] == value).fillna(False).to_numpy(dtype=bool)
-        out.append({"id": figure_id, "label": {"zh": zh, "en": en}, "value": int(selected.sum())})
-    fixed = next(f["value"] for f in out if f["id"] == "manholes_fixed")
-    out.append(
-        {
-            "id": "manholes_target_pct",
-            "label": {"zh": "窨井盖年度任务完成率", "en": "Manhole covers: share of the year's target"},
-            "value": round(100 * fixed / MANHOLE_ANNUAL_TARGET, 2),
-            "unit": "%",
-            "target": MANHOLE_ANNUAL_TARGET,
-        }
-    )
+    out: list[dict[str, Any]] = []
+    values: dict[str, float] = {}
+    for figure in figures:
+        item: dict[str, Any] = {"id": figure.id, "label": figure.label.model_dump()}
+        if figure.layer is not None:
+            value: float = reader.count(figure.layer, {k: [v] for k, v in figure.where.items()})
+        else:
+            value = round(100 * values[figure.share_of] / figure.target, 2)
+            item["target"] = int(figure.target) if figure.target.is_integer() else figure.target
+        values[figure.id] = value
+        item["value"] = value
+        if figure.unit:
+            item["unit"] = figure.unit
+        out.append(item)
     return out

@@ -1,28 +1,36 @@
-"""The store interface every backend implements, and the validation every write goes through.
+"""The store interfaces every backend implements.
 
 A store holds one table per layer: a fid, a geometry in the storage CRS (WGS84 lon/lat), the
 layer's declared fields and a per-feature ``_version``. Each layer also has a version that grows
-with every change, so that readers (the spatial engine) know when to rebuild what they derived.
-Each change is one transaction.
+with every committed change, whoever made it (SQL triggers keep it, so an edit made in QGIS or
+ogr2ogr counts too), and a change log saying which features changed at which layer version, so
+that readers can follow a layer by deltas instead of reloading it.
+
+Two interfaces:
+
+- :class:`Store` writes (every change is one transaction together with its audit row) and keeps
+  accounts, tokens and the audit trail;
+- :class:`FeatureReader` answers queries: ``select`` pages, single features, counts, search, and
+  every layer's count, extent and version in one call. The embedded backend answers it from
+  in-memory indexes (``geoapp.store.memindex``); a database backend may answer it in SQL.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-import geopandas as gpd
 import numpy as np
-import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.core.crs import STORAGE_CRS, project
-from geoapp.core.layers import Layer, Registry
-from geoapp.errors import InvalidFeature
+from geoapp.core.layers import Registry
 
 VERSION_COLUMN = "_version"
+
+#: what a caller may see of a layer: its public fields, or every field (staff)
+Visibility = Literal["public", "internal"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +44,12 @@ class Feature:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change: a signed-in user, a machine token, or the command line; and from where."""
+    """Who makes a change: a signed-in user, a machine token, or the command line; their roles; and from where."""
 
     name: str
-    kind: str = "user"  # user | token | cli | system
+    kind: str = "user"  # user | token | cli | anonymous
     address: str | None = None
-
-
-SYSTEM = Actor("system", "system")
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,114 @@ class DeletedFeature:
     deleted_by: str
 
 
+# -- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to select from a layer; every part is optional and they combine with AND."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float, float] | None = None  # lon, lat, radius in metres
+    nearest: tuple[float, float, int] | None = None  # lon, lat, k
+    within: BaseGeometry | None = None  # lon/lat polygon
+    filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # field -> accepted values
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a selection: GeoJSON Feature texts in result order, how many matched in all, and at which version.
+
+    Results are ordered by fid, or by distance then fid when the query gave a point (``near`` or
+    ``nearest``); then each feature carries ``distance_m`` in its properties and ``distances``
+    lists them in metres.
+    """
+
+    features: list[bytes]
+    ids: list[int]
+    matched: int
+    version: int
+    distances: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A stored row the layer definition does not admit (written by another tool): reported, never fatal."""
+
+    fid: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    count: int
+    extent: list[float] | None
+    version: int
+    by_status: dict[str, int] | None
+    problems: tuple[Problem, ...] = ()
+
+
+class FeatureReader(ABC):
+    """Answers every read of the layers: what views, reports and maps use, and nothing else."""
+
+    @abstractmethod
+    def select(
+        self, layer_id: str, query: Query, offset: int = 0, limit: int = 100, visibility: Visibility = "public"
+    ) -> Page:
+        """A page of the features matching ``query``."""
+
+    @abstractmethod
+    def get(self, layer_id: str, fid: int, visibility: Visibility = "public") -> Feature | None:
+        """One feature with the fields ``visibility`` shows, or None."""
+
+    @abstractmethod
+    def count(self, layer_id: str, filters: Mapping[str, Sequence[Any]] | None = None) -> int:
+        """How many features have, for each field in ``filters``, one of the given values."""
+
+    @abstractmethod
+    def summary(self) -> dict[str, LayerSummary]:
+        """Every layer's count, extent, version, counts per status and problems, read at one moment."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, int]:
+        """Every layer's version."""
+
+    @abstractmethod
+    def search(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Features whose title contains ``text`` across the operational layers: layer, id, title, lon, lat."""
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """One layer read whole, column by column: what an in-memory index is built from."""
+
+    version: int
+    fids: np.ndarray  # int64, ascending
+    geometries: np.ndarray  # shapely objects (None where a row has none)
+    columns: dict[str, np.ndarray]  # field -> Python values (None where missing)
+    versions: np.ndarray  # int64 per feature
+    problems: tuple[Problem, ...] = ()  # rows another tool wrote that the definition does not admit
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What changed in a layer after a version: the changed features as they are now, and the fids deleted."""
+
+    version: int
+    changed: list[Feature]
+    deleted: list[int]
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
 class Store(ABC):
-    """Base class of stores: open on a location, then read and change layers feature by feature."""
+    """Base class of stores: open on a location, then read and change layers feature by feature.
+
+    Every change takes the ``actor`` who makes it (no default: a forgotten actor is an error, not
+    "system") and is one transaction with its audit row.
+    """
 
     #: name used in ``GEOAPP_DATABASE`` URLs and the backend table
     backend = ""
@@ -105,29 +217,36 @@ class Store(ABC):
     def metric_crs(self) -> str:
         """The projected CRS (metres) chosen for this store's district."""
 
+    @property
     @abstractmethod
-    def layers(self) -> list[str]:
-        """Ids of the layers the store holds."""
+    def synthetic(self) -> bool:
+        """Whether the store holds the synthetic demo district."""
 
     @abstractmethod
-    def version(self, layer_id: str) -> int:
-        """The layer's version; it changes with every committed change to the layer."""
+    def versions(self) -> dict[str, int]:
+        """Every layer's version, read at one moment."""
 
     @abstractmethod
-    def query(self, layer_id: str) -> gpd.GeoDataFrame:
-        """Every feature of a layer: index ``fid`` (ascending), declared fields, ``_version``, geometry."""
+    def load(self, layer_id: str) -> LayerData:
+        """A whole layer, read consistently with the version it reports."""
+
+    @abstractmethod
+    def changes(self, layer_id: str, since: int, limit: int) -> Delta | None:
+        """What changed after version ``since``; None when more than ``limit`` features changed (reload instead)."""
 
     @abstractmethod
     def get(self, layer_id: str, fid: int) -> Feature | None:
-        """One feature, or None."""
-
-    # Every change below is one transaction together with its audit row: both or neither.
+        """One feature with every field, or None."""
 
     @abstractmethod
-    def insert(
-        self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, actor: Actor = SYSTEM
-    ) -> Feature:
+    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, *, actor: Actor) -> Feature:
         """Validate and add a feature; return it with its new fid."""
+
+    @abstractmethod
+    def insert_many(
+        self, layer_id: str, features: Sequence[tuple[Mapping[str, Any], BaseGeometry]], *, actor: Actor
+    ) -> list[Feature]:
+        """Validate and add many features in one transaction: all of them, or none (the error names the first)."""
 
     @abstractmethod
     def update(
@@ -136,13 +255,14 @@ class Store(ABC):
         fid: int,
         properties: Mapping[str, Any] | None = None,
         geometry: BaseGeometry | None = None,
-        expected_version: int | None = None,
-        actor: Actor = SYSTEM,
+        *,
+        expected_version: int,
+        actor: Actor,
     ) -> Feature:
         """Change some fields and/or the geometry; refuse with ``VersionConflict`` if stale."""
 
     @abstractmethod
-    def delete(self, layer_id: str, fid: int, expected_version: int | None = None, actor: Actor = SYSTEM) -> None:
+    def delete(self, layer_id: str, fid: int, *, expected_version: int, actor: Actor) -> None:
         """Remove a feature from its layer, keeping it (soft delete) so that an admin can restore it."""
 
     @abstractmethod
@@ -150,13 +270,13 @@ class Store(ABC):
         """Soft-deleted features, newest first."""
 
     @abstractmethod
-    def restore(self, layer_id: str, fid: int, actor: Actor = SYSTEM) -> Feature:
+    def restore(self, layer_id: str, fid: int, *, actor: Actor) -> Feature:
         """Put a soft-deleted feature back under its fid."""
 
     # -- accounts, machine tokens, the audit trail, login failures --------------------------
 
     @abstractmethod
-    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> User: ...
+    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], *, actor: Actor) -> User: ...
 
     @abstractmethod
     def user(self, name: str) -> User | None: ...
@@ -171,12 +291,12 @@ class Store(ABC):
         *,
         password_hash: str | None = None,
         disabled: bool | None = None,
-        actor: Actor = SYSTEM,
+        actor: Actor,
     ) -> User:
         """Change a password or disable a user; either ends the user's sessions (epoch + 1)."""
 
     @abstractmethod
-    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> Token: ...
+    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], *, actor: Actor) -> Token: ...
 
     @abstractmethod
     def token(self, token_hash: str) -> Token | None:
@@ -186,7 +306,7 @@ class Store(ABC):
     def tokens(self) -> list[Token]: ...
 
     @abstractmethod
-    def revoke_token(self, name: str, actor: Actor = SYSTEM) -> Token: ...
+    def revoke_token(self, name: str, *, actor: Actor) -> Token: ...
 
     @abstractmethod
     def record(self, actor: Actor, action: str, changes: Mapping[str, Any] | None = None) -> None:
@@ -237,75 +357,3 @@ class Store(ABC):
     @abstractmethod
     def end_session(self, session_hash: str, at: float) -> None:
         """End a session; its cookie, even a copy of it, no longer signs anyone in."""
-
-
-def prepare(
-    layer: Layer,
-    records: list[Mapping[str, Any]],
-    geometries: Iterable[BaseGeometry | None],
-    metric_crs: str,
-    *,
-    allow_computed: bool = False,
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Validate features against ``layer`` and fill computed fields; return clean records and geometries.
-
-    Raises :class:`InvalidFeature` naming the first field (or ``geometry``) that does not fit,
-    with the feature's position when there are several, so that callers can refuse the whole batch.
-    """
-    geoms = np.asarray(list(geometries), dtype=object)
-    if len(geoms) != len(records):
-        raise ValueError("records and geometries differ in length")
-    declared = {f.name: f for f in layer.fields}
-    many = len(records) > 1
-    clean: list[dict[str, Any]] = []
-    for i, record in enumerate(records):
-        where = f"feature {i}: " if many else ""
-        out: dict[str, Any] = {}
-        for name, value in record.items():
-            spec = declared.get(name)
-            if spec is None:
-                raise InvalidFeature(
-                    f"{where}unknown field {name!r}; fields of {layer.id}: {', '.join(declared)}", parameter=name
-                )
-            if spec.computed and not allow_computed:
-                if value is not None:
-                    raise InvalidFeature(f"{where}{name!r} is computed from the geometry", parameter=name)
-                continue
-            try:
-                out[name] = spec.coerce(value)
-            except ValueError as exc:
-                raise InvalidFeature(f"{where}{name!r} {exc}", parameter=name) from None
-        for spec in layer.fields:
-            if out.get(spec.name) is None and spec.default is not None:
-                out[spec.name] = spec.coerce(spec.default)
-            if spec.required and out.get(spec.name) is None:
-                raise InvalidFeature(f"{where}{spec.name!r} is required", parameter=spec.name)
-            out.setdefault(spec.name, None)
-        _check_geometry(layer, geoms[i], where)
-        clean.append(out)
-    geoms = shapely.force_2d(geoms)
-    computed = [f for f in layer.fields if f.computed]
-    if computed and len(geoms):
-        metric = project(geoms, STORAGE_CRS, metric_crs)
-        measures = {"length": shapely.length(metric), "area": shapely.area(metric)}
-        for spec in computed:
-            values = np.round(measures[spec.computed], 2)
-            for out, value in zip(clean, values, strict=True):
-                out[spec.name] = float(value)
-    return clean, geoms
-
-
-def _check_geometry(layer: Layer, geom: Any, where: str) -> None:
-    allowed = ", ".join(layer.geometry)
-    if not isinstance(geom, BaseGeometry) or geom.is_empty:
-        raise InvalidFeature(f"{where}a {allowed} geometry is required", parameter="geometry")
-    if geom.geom_type not in layer.geometry:
-        raise InvalidFeature(
-            f"{where}geometry type {geom.geom_type} is not allowed in {layer.id}; allowed: {allowed}",
-            parameter="geometry",
-        )
-    minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidFeature(f"{where}coordinates must be longitude/latitude in degrees (WGS84)", parameter="geometry")
-    if not geom.is_valid:
-        raise InvalidFeature(f"{where}invalid geometry: {shapely.is_valid_reason(geom)}", parameter="geometry")

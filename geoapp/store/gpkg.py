@@ -4,6 +4,11 @@ Layers are created by GDAL (through pyogrio), so the file carries the standard t
 R-tree spatial index and its triggers. Changes go through Python's ``sqlite3`` in one
 transaction each; the ``ST_*`` functions those triggers call are registered on every
 connection, so the spatial index stays in step for every other reader.
+
+geoapp's own triggers on every layer table raise the layer's version and log the changed fid
+(``geoapp_changes``) whoever writes, geoapp, QGIS or ogr2ogr, so that readers follow a layer by
+deltas. The accounts, tokens and audit tables are not registered in ``gpkg_contents`` and one
+attributes table is, so GDAL (and QGIS) list only the layers and ``geoapp_meta``; files are 0600.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import secrets
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import pyogrio
 import shapely
@@ -29,21 +35,25 @@ from shapely.geometry.base import BaseGeometry
 
 from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
 from geoapp.core.layers import Layer, Registry
-from geoapp.errors import InvalidParameter, NotFound, StoreError, TooManyAttempts, VersionConflict
+from geoapp.core.validate import prepare
+from geoapp.errors import InvalidParameter, NotFound, StoreBusy, StoreError, TooManyAttempts, VersionConflict
 from geoapp.store.base import (
-    SYSTEM,
     VERSION_COLUMN,
     Actor,
     AuditEntry,
     DeletedFeature,
+    Delta,
     Feature,
+    LayerData,
+    Problem,
     Store,
     Token,
     User,
-    prepare,
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: how long a write waits for another writer's lock before answering "busy" (503)
+BUSY_TIMEOUT_S = 10.0
 
 # Tables of geoapp's own beside the layers (not registered in gpkg_contents, so GIS clients list only
 # the layers). CREATE ... IF NOT EXISTS: opening a store made by an older geoapp adds what it lacks.
@@ -63,6 +73,10 @@ CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_update BEFORE UPDATE ON geoapp_audi
     BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_delete BEFORE DELETE ON geoapp_audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers: refuse a row id that exists
+CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_replace BEFORE INSERT ON geoapp_audit
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM geoapp_audit WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
 CREATE TABLE IF NOT EXISTS geoapp_deleted (
     layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL, geom BLOB NOT NULL,
     properties TEXT NOT NULL, deleted_at TEXT NOT NULL, deleted_by TEXT NOT NULL, PRIMARY KEY (layer, fid));
@@ -80,8 +94,38 @@ CREATE TABLE IF NOT EXISTS geoapp_sessions (
     session_hash TEXT PRIMARY KEY, user TEXT NOT NULL, started_at REAL NOT NULL, expires_at REAL NOT NULL,
     ended_at REAL);
 CREATE INDEX IF NOT EXISTS geoapp_sessions_expires ON geoapp_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS geoapp_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS geoapp_changes_layer ON geoapp_changes (layer, version);
+"""
+
+# Per layer: whoever inserts, updates or deletes a row raises the layer's version and logs the fid;
+# a row written without geoapp's _version (GDAL appends NULL) gets 1, and an update that left
+# _version as it was (QGIS) raises it, so that If-Match keeps meaning "the version I read".
+_LAYER_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS "geoapp_{name}_insert" AFTER INSERT ON "{table}" BEGIN
+    UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = '{name}';
+    INSERT INTO geoapp_changes (layer, fid, version)
+        SELECT '{name}', NEW.fid, version FROM geoapp_layer_versions WHERE layer_id = '{name}';
+    UPDATE "{table}" SET "_version" = 1 WHERE fid = NEW.fid AND "_version" IS NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS "geoapp_{name}_update" AFTER UPDATE ON "{table}" BEGIN
+    UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = '{name}';
+    INSERT INTO geoapp_changes (layer, fid, version)
+        SELECT '{name}', NEW.fid, version FROM geoapp_layer_versions WHERE layer_id = '{name}';
+    INSERT INTO geoapp_changes (layer, fid, version)
+        SELECT '{name}', OLD.fid, version FROM geoapp_layer_versions WHERE layer_id = '{name}' AND OLD.fid <> NEW.fid;
+    UPDATE "{table}" SET "_version" = coalesce(OLD."_version", 0) + 1
+        WHERE fid = NEW.fid AND NEW."_version" IS OLD."_version";
+END;
+CREATE TRIGGER IF NOT EXISTS "geoapp_{name}_delete" AFTER DELETE ON "{table}" BEGIN
+    UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = '{name}';
+    INSERT INTO geoapp_changes (layer, fid, version)
+        SELECT '{name}', OLD.fid, version FROM geoapp_layer_versions WHERE layer_id = '{name}';
+END;
 """
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_NONE = np.array([], dtype="int64")
 _DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
 
 
@@ -106,8 +150,13 @@ def _wkb(blob: bytes) -> bytes:
 
 
 def decode(blob: bytes | None) -> BaseGeometry | None:
-    """The shapely geometry in a GeoPackage blob."""
-    return None if blob is None else shapely.from_wkb(_wkb(blob))
+    """The shapely geometry in a GeoPackage blob (None for none, or for a blob that is not one)."""
+    if blob is None:
+        return None
+    try:
+        return shapely.from_wkb(_wkb(blob))
+    except (ValueError, KeyError, IndexError, TypeError, shapely.errors.GEOSException):
+        return None
 
 
 def _bounds(blob: bytes | None) -> tuple[float, float, float, float] | None:
@@ -137,9 +186,10 @@ def _st_bound(i: int):
 class GeoPackageStore(Store):
     backend = "gpkg"
 
-    def __init__(self, registry: Registry, location: str):
+    def __init__(self, registry: Registry, location: str, *, busy_timeout: float = BUSY_TIMEOUT_S):
         super().__init__(registry, location)
         self.path = Path(location)
+        self.busy_timeout = busy_timeout
         if not self.path.is_file():
             raise StoreError(
                 f"no store at {self.path}; create it with `flask --app wsgi geoapp init --demo`", parameter="database"
@@ -159,18 +209,18 @@ class GeoPackageStore(Store):
                 parameter="database",
             )
         self._metric_crs = meta["metric_crs"]
-        self.demo = meta.get("demo") == "1"
+        self._synthetic = meta.get("demo") == "1"
         if meta.get("schema_version") != SCHEMA_VERSION:
-            conn = self._conn()
-            conn.executescript(ADMIN_SCHEMA)
-            conn.execute("UPDATE geoapp_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+            with self._transaction() as conn:
+                _install_schema(conn, registry)
+                conn.execute("UPDATE geoapp_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     # connections: one per thread, autocommit, with the functions GDAL's triggers call
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             # a connection must not cross a fork (a server that loads the app before forking workers)
-            conn = _connect(self.path)
+            conn = _connect(self.path, self.busy_timeout)
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
                 self._connections.append(conn)
@@ -187,48 +237,126 @@ class GeoPackageStore(Store):
     def metric_crs(self) -> str:
         return self._metric_crs
 
-    def layers(self) -> list[str]:
-        return [row[0] for row in self._conn().execute("SELECT layer_id FROM geoapp_layer_versions ORDER BY layer_id")]
+    @property
+    def synthetic(self) -> bool:
+        return self._synthetic
 
-    def version(self, layer_id: str) -> int:
-        row = (
-            self._conn().execute("SELECT version FROM geoapp_layer_versions WHERE layer_id = ?", (layer_id,)).fetchone()
-        )
-        if row is None:
+    def versions(self) -> dict[str, int]:
+        return dict(self._conn().execute("SELECT layer_id, version FROM geoapp_layer_versions"))
+
+    def _layer(self, layer_id: str) -> Layer:
+        if layer_id not in self.registry:
             raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
-        return row[0]
+        return self.registry[layer_id]
 
-    def query(self, layer_id: str) -> gpd.GeoDataFrame:
-        layer = self.registry[layer_id]
+    # -- reading ------------------------------------------------------------------------------
+
+    def load(self, layer_id: str) -> LayerData:
+        """The whole layer and its version, read in one transaction (so they agree).
+
+        Vectorised: SQLite aggregates each column into one JSON array that orjson parses, and
+        point geometries are decoded from the blobs with numpy; no Python object is made per row
+        beyond the values themselves. GDAL is not used here: it carries its own copy of SQLite,
+        and two copies holding one database in one process break each other's locks. Values
+        another tool stored in a type the field does not admit come back as None and are reported
+        as problems, as are rows without geometry.
+        """
+        layer = self._layer(layer_id)
+        names = [f.name for f in layer.fields]
+        table = _q(layer_id)
+        aggregates = ", ".join(f"json_group_array({_q(n)})" for n in ["fid", *names, VERSION_COLUMN])
+        inner = ", ".join(_q(n) for n in ["fid", *names, VERSION_COLUMN])
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            version = conn.execute(
+                "SELECT version FROM geoapp_layer_versions WHERE layer_id = ?", (layer_id,)
+            ).fetchone()[0]
+            arrays = conn.execute(f"SELECT {aggregates} FROM (SELECT {inner} FROM {table} ORDER BY fid)").fetchone()
+            blobs = [row[0] for row in conn.execute(f"SELECT geom FROM {table} ORDER BY fid")]
+        finally:
+            conn.execute("COMMIT")
+        values = [orjson.loads(text) for text in arrays]
+        fids = np.asarray(values[0], dtype="int64")
+        order = None if np.all(fids[1:] > fids[:-1]) else np.argsort(fids, kind="stable")
+        if order is not None:  # an aggregate's input order is not promised: put every column in fid order
+            fids = fids[order]
+            values = [[v[i] for i in order] for v in values]
+        geometries = _geometries(blobs)
+        missing = np.flatnonzero(shapely.is_missing(geometries))
+        problems = [Problem(int(fids[i]), "geometry", "no geometry") for i in missing]
+        columns = {}
+        for spec, column_values in zip(layer.fields, values[1:-1], strict=True):
+            column, bad = _column(spec.type, column_values)
+            columns[spec.name] = column
+            problems += [Problem(int(fids[i]), spec.name, f"not a {spec.type}") for i in bad]
+        versions = np.array([v if type(v) is int else 1 for v in values[-1]], dtype="int64")
+        return LayerData(version, fids, geometries, columns, versions, tuple(problems))
+
+    def changes(self, layer_id: str, since: int, limit: int) -> Delta | None:
+        layer = self._layer(layer_id)
+        conn = self._conn()
+        conn.execute("BEGIN")  # one read transaction: the version and the rows agree
+        try:
+            version = conn.execute(
+                "SELECT version FROM geoapp_layer_versions WHERE layer_id = ?", (layer_id,)
+            ).fetchone()[0]
+            fids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT fid FROM geoapp_changes WHERE layer = ? AND version > ? LIMIT ?",
+                    (layer_id, since, limit + 1),
+                )
+            ]
+            if len(fids) > limit or version < since:
+                return None
+            found = {f.fid: f for f in self._rows(conn, layer, fids)}
+        finally:
+            conn.execute("COMMIT")
+        return Delta(version, [found[f] for f in sorted(found)], sorted(set(fids) - set(found)))
+
+    def _rows(self, conn: sqlite3.Connection, layer: Layer, fids: Sequence[int]) -> list[Feature]:
         names = [f.name for f in layer.fields]
         columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
-        rows = self._conn().execute(f"SELECT {columns} FROM {_q(layer_id)} ORDER BY fid").fetchall()
-        return _frame(layer, rows)
+        out = []
+        for start in range(0, len(fids), 500):
+            chunk = [int(f) for f in fids[start : start + 500]]
+            marks = ", ".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT {columns} FROM {_q(layer.id)} WHERE fid IN ({marks})", chunk):
+                out.append(_feature(layer, row))
+        return out
 
     def get(self, layer_id: str, fid: int) -> Feature | None:
-        return self._get(self._conn(), self.registry[layer_id], fid)
+        layer = self._layer(layer_id)
+        return self._get(self._conn(), layer, fid)
 
     def _get(self, conn: sqlite3.Connection, layer: Layer, fid: int) -> Feature | None:
         if not 0 < fid < 2**63:
             return None  # no such fid can exist (and SQLite would refuse to compare it)
-        names = [f.name for f in layer.fields]
-        columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
-        row = conn.execute(f"SELECT {columns} FROM {_q(layer.id)} WHERE fid = ?", (fid,)).fetchone()
-        if row is None:
-            return None
-        props = {name: _value(layer.field(name).type, v) for name, v in zip(names, row[2:-1], strict=True)}
-        return Feature(layer.id, row[0], decode(row[1]), props, row[-1])
+        rows = self._rows(conn, layer, [fid])
+        return rows[0] if rows else None
 
-    def insert(
-        self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, actor: Actor = SYSTEM
-    ) -> Feature:
-        layer = self.registry[layer_id]
-        (record,), (geom,) = prepare(layer, [properties], [geometry], self.metric_crs)
-        with self._write(layer_id, geom) as conn:
-            fid = self._insert_row(conn, layer_id, record, geom, 1)
-            changes = {name: [None, value] for name, value in record.items() if value is not None}
-            _audit(conn, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
-        return Feature(layer_id, fid, geom, record, 1)
+    # -- writing ------------------------------------------------------------------------------
+
+    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, *, actor: Actor) -> Feature:
+        (feature,) = self.insert_many(layer_id, [(properties, geometry)], actor=actor)
+        return feature
+
+    def insert_many(
+        self, layer_id: str, features: Sequence[tuple[Mapping[str, Any], BaseGeometry]], *, actor: Actor
+    ) -> list[Feature]:
+        layer = self._layer(layer_id)
+        if not features:
+            return []
+        records, geoms = prepare(layer, [p for p, _ in features], [g for _, g in features], self.metric_crs)
+        out = []
+        with self._write(layer_id, shapely.union_all(shapely.envelope(geoms))) as conn:
+            for record, geom in zip(records, geoms, strict=True):
+                fid = self._insert_row(conn, layer_id, record, geom, 1)
+                changes = {name: [None, value] for name, value in record.items() if value is not None}
+                _audit(conn, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
+                out.append(Feature(layer_id, fid, geom, record, 1))
+        return out
 
     def _insert_row(self, conn, layer_id: str, record: Mapping[str, Any], geom, version: int, fid=None) -> int:
         names = ["geom", *record, VERSION_COLUMN] + (["fid"] if fid is not None else [])
@@ -242,10 +370,11 @@ class GeoPackageStore(Store):
         fid: int,
         properties: Mapping[str, Any] | None = None,
         geometry: BaseGeometry | None = None,
-        expected_version: int | None = None,
-        actor: Actor = SYSTEM,
+        *,
+        expected_version: int,
+        actor: Actor,
     ) -> Feature:
-        layer = self.registry[layer_id]
+        layer = self._layer(layer_id)
         try:
             return self._update(layer, fid, properties, geometry, expected_version, actor)
         except _Unchanged as unchanged:
@@ -260,29 +389,30 @@ class GeoPackageStore(Store):
             geom = current.geometry if geometry is None else geometry
             (record,), (geom,) = prepare(layer, [merged], [geom], self.metric_crs)
             changes = {k: [current.properties.get(k), v] for k, v in record.items() if current.properties.get(k) != v}
-            if not geom.equals_exact(current.geometry, 0):
-                changes["geometry"] = [current.geometry.wkt, geom.wkt]
+            if current.geometry is None or not geom.equals_exact(current.geometry, 0):
+                changes["geometry"] = [None if current.geometry is None else current.geometry.wkt, geom.wkt]
             if not changes:
                 raise _Unchanged(current)
             assignments = ", ".join(f"{_q(n)} = ?" for n in ["geom", *record])
             conn.execute(
-                f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = {VERSION_COLUMN} + 1 WHERE fid = ?",
-                [encode(geom), *map(_sql, record.values()), fid],
+                f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = ? WHERE fid = ?",
+                [encode(geom), *map(_sql, record.values()), current.version + 1, fid],
             )
             _audit(conn, actor, "update", layer_id, fid, changes)
         return Feature(layer_id, fid, geom, record, current.version + 1)
 
-    def delete(self, layer_id: str, fid: int, expected_version: int | None = None, actor: Actor = SYSTEM) -> None:
-        layer = self.registry[layer_id]
+    def delete(self, layer_id: str, fid: int, *, expected_version: int, actor: Actor) -> None:
+        layer = self._layer(layer_id)
         with self._write(layer_id) as conn:
             current = self._current(conn, layer, fid, expected_version)
+            conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
             conn.execute(
-                "INSERT OR REPLACE INTO geoapp_deleted VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO geoapp_deleted VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     layer_id,
                     fid,
                     current.version,
-                    encode(current.geometry),
+                    encode(current.geometry) if current.geometry is not None else b"",
                     json.dumps(current.properties, ensure_ascii=False),
                     _now(),
                     actor.name,
@@ -298,12 +428,12 @@ class GeoPackageStore(Store):
             (layer_id,) if layer_id else (),
         )
         return [
-            DeletedFeature(Feature(layer, fid, decode(geom), json.loads(props), version), at, by)
+            DeletedFeature(Feature(layer, fid, decode(geom or None), json.loads(props), version), at, by)
             for layer, fid, version, geom, props, at, by in rows
         ]
 
-    def restore(self, layer_id: str, fid: int, actor: Actor = SYSTEM) -> Feature:
-        layer = self.registry[layer_id]
+    def restore(self, layer_id: str, fid: int, *, actor: Actor) -> Feature:
+        layer = self._layer(layer_id)
         with self._write(layer_id) as conn:
             row = (
                 conn.execute(
@@ -315,7 +445,7 @@ class GeoPackageStore(Store):
             if row is None:
                 raise NotFound(f"no deleted feature {fid} in layer {layer_id}", parameter="fid")
             version, blob, props = row
-            geom = decode(blob)
+            geom = decode(blob or None)
             (record,), _ = prepare(layer, [json.loads(props)], [geom], self.metric_crs, allow_computed=True)
             self._insert_row(conn, layer_id, record, geom, version + 1, fid=fid)
             conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
@@ -323,11 +453,11 @@ class GeoPackageStore(Store):
             _audit(conn, actor, "restore", layer_id, fid, {"version": [None, version + 1]})
         return Feature(layer_id, fid, geom, record, version + 1)
 
-    def _current(self, conn, layer: Layer, fid: int, expected_version: int | None) -> Feature:
+    def _current(self, conn, layer: Layer, fid: int, expected_version: int) -> Feature:
         current = self._get(conn, layer, fid)
         if current is None:
             raise NotFound(f"no feature {fid} in layer {layer.id}", parameter="fid")
-        if expected_version is not None and expected_version != current.version:
+        if expected_version != current.version:
             raise VersionConflict(
                 f"feature {layer.id}/{fid} is at version {current.version}, not {expected_version}; "
                 "read it again and re-apply your change",
@@ -337,18 +467,23 @@ class GeoPackageStore(Store):
 
     @contextmanager
     def _write(self, layer_id: str, geometry: BaseGeometry | None = None) -> Iterator[sqlite3.Connection]:
-        """One transaction: the change, its audit row, the layer's new version and extent, or nothing."""
-        if layer_id not in self.registry:
-            raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
+        """One transaction: the change, its audit row and the layer's extent (the triggers raise its version)."""
+        self._layer(layer_id)
         with self._transaction() as conn:
             yield conn
-            conn.execute("UPDATE geoapp_layer_versions SET version = version + 1 WHERE layer_id = ?", (layer_id,))
             _touch_contents(conn, layer_id, geometry)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreBusy(
+                    "the store is busy with another writer; try again in a few seconds", parameter="database"
+                ) from None
+            raise
         try:
             yield conn
             conn.execute("COMMIT")
@@ -358,7 +493,7 @@ class GeoPackageStore(Store):
 
     # -- accounts, tokens, audit --------------------------------------------------------------
 
-    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> User:
+    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], *, actor: Actor) -> User:
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
                 raise InvalidParameter(f"user {name!r} exists already", parameter="name")
@@ -392,7 +527,7 @@ class GeoPackageStore(Store):
         *,
         password_hash: str | None = None,
         disabled: bool | None = None,
-        actor: Actor = SYSTEM,
+        actor: Actor,
     ) -> User:
         with self._transaction() as conn:
             if not conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
@@ -408,7 +543,7 @@ class GeoPackageStore(Store):
             _audit(conn, actor, "user_change", None, None, changes)
         return self.user(name)
 
-    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], actor: Actor = SYSTEM) -> Token:
+    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], *, actor: Actor) -> Token:
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM geoapp_tokens WHERE name = ?", (name,)).fetchone():
                 raise InvalidParameter(f"token {name!r} exists already", parameter="name")
@@ -433,7 +568,7 @@ class GeoPackageStore(Store):
         rows = self._conn().execute(f"SELECT {_TOKEN_COLUMNS} FROM geoapp_tokens ORDER BY name")
         return [_token(row) for row in rows]
 
-    def revoke_token(self, name: str, actor: Actor = SYSTEM) -> Token:
+    def revoke_token(self, name: str, *, actor: Actor) -> Token:
         with self._transaction() as conn:
             done = conn.execute(
                 "UPDATE geoapp_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
@@ -548,11 +683,15 @@ class GeoPackageStore(Store):
         force: bool = False,
         demo: bool = False,
         crs: str | None = None,
+        keep_accounts: bool = True,
+        actor: Actor | None = None,
     ) -> GeoPackageStore:
         """Write a new store holding every registered layer (empty unless ``data`` has it).
 
         All-or-nothing: every feature is validated first and the file is built beside the
-        target, then moved into place; an existing store is kept unless ``force``.
+        target, then moved into place; an existing store is kept unless ``force``. Replacing a
+        store keeps its accounts, tokens and audit trail (and records the replacement in it)
+        unless ``keep_accounts`` is false.
         """
         path = Path(location)
         if path.exists() and not force:
@@ -563,11 +702,12 @@ class GeoPackageStore(Store):
             raise StoreError(f"data for undeclared layers: {', '.join(unknown)}", parameter="layer")
         chosen = crs or _metric_crs_for(data)
         frames = {layer.id: _prepared_frame(layer, data.get(layer.id), chosen) for layer in registry}
+        previous = path if path.exists() and keep_accounts else None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.gpkg")
         tmp.unlink(missing_ok=True)
         try:
-            for layer in registry:
+            for i, layer in enumerate(registry):
                 geometry_type = layer.geometry[0] if len(layer.geometry) == 1 else "Unknown"
                 pyogrio.write_dataframe(
                     frames[layer.id],
@@ -578,21 +718,36 @@ class GeoPackageStore(Store):
                     promote_to_multi=False,
                     layer_options={"IDENTIFIER": layer.title.zh, "DESCRIPTION": layer.title.en},
                 )
+                if i == 0:
+                    os.chmod(tmp, 0o600)  # accounts and audit live here: only the service user reads it
             conn = _connect(tmp)
-            with conn:
-                conn.execute("BEGIN")
-                conn.execute("CREATE TABLE geoapp_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                conn.execute("CREATE TABLE geoapp_layer_versions (layer_id TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-                meta = {
-                    "schema_version": SCHEMA_VERSION,
-                    "metric_crs": chosen,
-                    "demo": "1" if demo else "0",
-                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                }
-                conn.executemany("INSERT INTO geoapp_meta VALUES (?, ?)", meta.items())
-                conn.executemany("INSERT INTO geoapp_layer_versions VALUES (?, 1)", [(i,) for i in registry.ids])
-                conn.execute("COMMIT")
-            conn.executescript(ADMIN_SCHEMA)
+            if previous is not None:
+                conn.execute("ATTACH DATABASE ? AS previous", (str(previous),))
+            conn.execute("BEGIN")
+            conn.execute("CREATE TABLE geoapp_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("CREATE TABLE geoapp_layer_versions (layer_id TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            meta = {
+                "schema_version": SCHEMA_VERSION,
+                "metric_crs": chosen,
+                "demo": "1" if demo else "0",
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+            conn.executemany("INSERT INTO geoapp_meta VALUES (?, ?)", meta.items())
+            conn.executemany("INSERT INTO geoapp_layer_versions VALUES (?, 1)", [(i,) for i in registry.ids])
+            _install_schema(conn, registry)
+            if previous is not None:
+                _copy_accounts(conn, previous)
+                _audit(
+                    conn,
+                    actor or Actor("cli", "cli"),
+                    "store_replace",
+                    None,
+                    None,
+                    {"demo": [None, demo], "features": [None, int(sum(len(f) for f in frames.values()))]},
+                )
+            conn.execute("COMMIT")
+            if previous is not None:
+                conn.execute("DETACH DATABASE previous")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.close()
             for suffix in ("-wal", "-shm"):
@@ -613,6 +768,43 @@ class _Unchanged(Exception):
 
 _TOKEN_COLUMNS = "name, roles, token_hash, created_at, revoked_at, last_used_at"
 _AUDIT_COLUMNS = "id, at, actor, actor_kind, action, layer, fid, changes, address"
+#: geoapp tables that belong to the layers, not to the accounts: a replaced store does not keep them
+_LAYER_TABLES = {"geoapp_meta", "geoapp_layer_versions", "geoapp_changes", "geoapp_deleted"}
+
+
+def _install_schema(conn: sqlite3.Connection, registry: Registry) -> None:
+    """geoapp's tables and triggers, and the one registered attributes table that hides the others from GDAL."""
+    for statement in ADMIN_SCHEMA.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    for layer in registry:
+        for statement in _LAYER_TRIGGERS.format(name=layer.id, table=layer.id.replace('"', '""')).split("END;"):
+            if statement.strip():
+                conn.execute(statement + "END;")
+    # with one attributes table registered, GDAL lists only what gpkg_contents names (LIST_ALL_TABLES=AUTO)
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, last_change) "
+        "VALUES ('geoapp_meta', 'attributes', 'geoapp_meta', 'geoapp store settings', ?)",
+        (_stamp(),),
+    )
+
+
+def _copy_accounts(conn: sqlite3.Connection, previous: Path) -> None:
+    """Copy accounts, tokens, the audit trail and the other non-layer tables of the store being replaced.
+
+    ``previous`` is attached as ``previous``; an older store's tables give the columns both have.
+    """
+    tables = [
+        row[0]
+        for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name LIKE 'geoapp%'")
+        if row[0] not in _LAYER_TABLES
+    ]
+    for table in tables:
+        old = {row[1] for row in conn.execute(f"PRAGMA previous.table_info({_q(table)})")}
+        columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({_q(table)})") if row[1] in old]
+        if columns:
+            names = ", ".join(map(_q, columns))
+            conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM previous.{_q(table)}")
 
 
 def _now() -> str:
@@ -672,18 +864,21 @@ def _entry(row) -> AuditEntry:
     return AuditEntry(id_, at, actor, kind, action, layer, fid, json.loads(changes), address)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+def _connect(path: Path, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
     conn.create_function("ST_IsEmpty", 1, _st_is_empty, deterministic=True)
     for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
         conn.create_function(name, 1, _st_bound(i), deterministic=True)
     return conn
 
 
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _touch_contents(conn: sqlite3.Connection, layer_id: str, geometry: BaseGeometry | None) -> None:
     """Keep ``gpkg_contents`` (last change, extent) true for GDAL and QGIS."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (stamp, layer_id))
+    conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (_stamp(), layer_id))
     if geometry is not None and not geometry.is_empty:
         minx, miny, maxx, maxy = geometry.bounds
         conn.execute(
@@ -719,28 +914,81 @@ def _prepared_frame(layer: Layer, gdf: gpd.GeoDataFrame | None, crs: str) -> gpd
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS))
 
 
-def _frame(layer: Layer, rows: list[tuple]) -> gpd.GeoDataFrame:
-    names = [f.name for f in layer.fields]
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 3)
-    fids = np.asarray(columns[0], dtype="int64")
-    geoms = shapely.from_wkb([_wkb(b) for b in columns[1]]) if rows else np.array([], dtype=object)
-    index = pd.Index(fids, name="fid")
-    data = {}
-    for spec, values in zip(layer.fields, columns[2:-1], strict=True):
-        if spec.type == "boolean":
-            values = [None if v is None else bool(v) for v in values]
-        kind = _DTYPES[spec.type]
-        # a Series of dtype object keeps text as str and missing as None (pandas 3 would infer its str dtype)
-        data[spec.name] = pd.Series(values, index=index, dtype=kind) if kind is object else pd.array(values, dtype=kind)
-    data[VERSION_COLUMN] = np.asarray(columns[-1], dtype="int64")
-    frame = pd.DataFrame(data, index=index, columns=[*names, VERSION_COLUMN])
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=index, crs=STORAGE_CRS))
-
-
 def _value(kind: str, value: Any) -> Any:
-    if kind == "boolean" and value is not None:
-        return bool(value)
-    return value
+    """A stored value as the field's Python type; None for a value of another type (written by another tool)."""
+    if value is None:
+        return None
+    if kind == "boolean":
+        return bool(value) if isinstance(value, int) else None
+    if kind == "integer":
+        return value if isinstance(value, int) else None
+    if kind == "number":
+        return value if isinstance(value, int | float) else None
+    return value if isinstance(value, str) else None
+
+
+def _feature(layer: Layer, row: tuple) -> Feature:
+    """A row ``fid, geom, *fields, _version`` as a Feature (a missing version counts as 1)."""
+    props = {spec.name: _value(spec.type, v) for spec, v in zip(layer.fields, row[2:-1], strict=True)}
+    return Feature(layer.id, row[0], decode(row[1]), props, row[-1] or 1)
+
+
+#: Python types SQLite hands back that a field type admits
+_ADMITS = {"integer": (int,), "number": (int, float), "boolean": (int,), "string": (str,), "date": (str,)}
+
+
+def _column(kind: str, values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A column as an object array of the field's Python values (None where missing or mistyped), and the
+    positions of mistyped values."""
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    admits = _ADMITS[kind]
+    bad = np.flatnonzero([v is not None and type(v) not in admits for v in values]) if len(values) else _NONE
+    column[bad] = None
+    if kind == "boolean" and len(values):
+        present = np.flatnonzero([v is not None for v in column])
+        column[present] = [bool(v) for v in column[present]]
+    return column, bad
+
+
+def _geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
+    """Shapely geometries of GeoPackage blobs (None where a row has none or it is not a geometry blob).
+
+    2D points in little-endian WKB (what GDAL and geoapp write) are read straight from the joined
+    bytes with numpy; anything else goes through shapely's WKB reader blob by blob.
+    """
+    out = np.empty(len(blobs), dtype=object)
+    present = np.flatnonzero([b is not None for b in blobs]) if len(blobs) else _NONE
+    if not len(present):
+        return out
+    kept = [blobs[i] for i in present]
+    lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+    buf = np.frombuffer(b"".join(kept), dtype=np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    ok = lengths >= 8
+    flags = np.where(ok, buf[np.minimum(starts + 3, len(buf) - 1)], 0)
+    header = 8 + np.array([_ENVELOPE_BYTES.get(k, -1) for k in range(8)])[(flags >> 1) & 0b111]
+    wkb = starts + header
+    # a point: "GP" magic, not empty, WKB little-endian, type 1, exactly 21 bytes of WKB
+    point = ok & (header >= 8) & (lengths - header == 21) & (flags & 0b10000 == 0)
+    at = np.flatnonzero(point)
+    if len(at):
+        magic = (buf[starts[at]] == ord("G")) & (buf[starts[at] + 1] == ord("P"))
+        # byte order 1 (little-endian) and geometry type 1 (Point) as a little-endian uint32
+        typed = (buf[wkb[at]] == 1) & (buf[wkb[at] + 1] == 1)
+        typed &= (buf[wkb[at] + 2] == 0) & (buf[wkb[at] + 3] == 0) & (buf[wkb[at] + 4] == 0)
+        fast = at[magic & typed]
+        point[:] = False
+        point[fast] = True
+        if len(fast):
+            coordinates = buf[(wkb[fast] + 5)[:, None] + np.arange(16)].copy().view("<f8")
+            out[present[fast]] = shapely.points(coordinates[:, 0], coordinates[:, 1])
+    slow = np.flatnonzero(~point)
+    if len(slow):
+        pieces = np.empty(len(slow), dtype=object)
+        pieces[:] = [kept[i][header[i] :] if ok[i] and header[i] >= 8 and kept[i][:2] == b"GP" else None for i in slow]
+        out[present[slow]] = shapely.from_wkb(pieces, on_invalid="ignore")
+    return out
 
 
 def _sql(value: Any) -> Any:

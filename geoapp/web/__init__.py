@@ -7,6 +7,7 @@ from flask_compress import Compress
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from geoapp import config
+from geoapp.core import stats
 from geoapp.core.layers import Registry
 from geoapp.core.service import Service
 from geoapp.errors import ConfigError
@@ -28,7 +29,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
-    app.extensions["geoapp"] = Service(registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"])
+    figures = stats.load_figures(app.config["GEOAPP_LAYERS"], registry)
+    app.extensions["geoapp"] = Service(
+        registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"], figures=figures
+    )
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
     except ValueError as exc:

@@ -1,4 +1,9 @@
-"""The JSON API: translate a request into an engine call, and the result into a response."""
+"""The JSON API: translate a request into a reader query or a use case, and the result into a response.
+
+Views read only through the :class:`~geoapp.store.base.FeatureReader` and change only through the
+use cases (:class:`~geoapp.core.editing.Editing`); what a caller may see and do is the permission
+policy's answer (``geoapp.core.permissions``).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,31 @@ from urllib.parse import urlencode
 import orjson
 from flask import Blueprint, Response, request, url_for
 
-from geoapp.core import editing
-from geoapp.core import stats as report
+from geoapp.core import encode, geojson, permissions, stats
+from geoapp.core.editing import etag, expected_version
 from geoapp.core.layers import GROUPS, FieldDef, Layer
-from geoapp.core.query import features_request, parse_int
+from geoapp.core.query import features_request, parse_fid, parse_int
 from geoapp.errors import InvalidParameter, NotFound
-from geoapp.store import Feature
-from geoapp.store.memindex import Result, geojson_geometries
-from geoapp.web import GEOJSON, auth, service
-from geoapp.web.access import staff
+from geoapp.store.base import Feature, LayerSummary, Visibility
+from geoapp.web import GEOJSON, service
+from geoapp.web.access import caller, visibility
+from geoapp.web.body import check_members, json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+FEATURE_MEMBERS = ("type", "id", "properties", "geometry", "version")
+#: problems listed per layer for staff (the count says how many there are in all)
+PROBLEMS_LISTED = 20
 
 
 def _json(payload, status: int = 200, mimetype: str = "application/json") -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype=mimetype)
+
+
+def _conditional(response: Response, *parts) -> Response:
+    """An ETag from what the answer depends on, and a 304 when the caller has it already."""
+    response.set_etag("-".join(map(str, parts)))
+    return response.make_conditional(request)
 
 
 def _field(spec: FieldDef) -> dict:
@@ -43,21 +58,21 @@ def _field(spec: FieldDef) -> dict:
     return out
 
 
-def describe(layer: Layer, internal: bool) -> dict:
-    """A layer as ``/api/layers`` lists it; internal fields only for staff."""
-    snap = service().engine.snapshot(layer.id)
-    visible = {f.name for f in layer.visible_fields(internal)}
+def describe(layer: Layer, vis: Visibility, summary: LayerSummary) -> dict:
+    """A layer as ``/api/layers`` lists it; internal fields and stored-data problems only for staff."""
+    fields = layer.visible_fields(vis == "internal")
+    visible = {f.name for f in fields}
     out = {
         "id": layer.id,
         "title": layer.title.model_dump(),
         "group": {"id": layer.group, "title": GROUPS[layer.group]},
         "geometry_types": list(layer.geometry),
-        "count": len(snap),
-        "extent": snap.extent,
-        "version": snap.version,
+        "count": summary.count,
+        "extent": summary.extent,
+        "version": summary.version,
         "context": layer.context,
         "title_field": layer.title_field,
-        "fields": [_field(f) for f in layer.visible_fields(internal)],
+        "fields": [_field(f) for f in fields],
         "popup": [name for name in layer.popup if name in visible],
         "links": [{"rel": "items", "href": url_for("api.features", layer_id=layer.id), "type": GEOJSON}],
     }
@@ -68,66 +83,80 @@ def describe(layer: Layer, internal: bool) -> dict:
         }
     if layer.note:
         out["note"] = layer.note.model_dump()
+    if vis == "internal" and summary.problems:
+        out["problems"] = {
+            "count": len(summary.problems),
+            "rows": [asdict(p) for p in summary.problems[:PROBLEMS_LISTED]],
+        }
     return out
+
+
+def _versions_tag(versions: dict[str, int]) -> str:
+    return f"{zlib.crc32(orjson.dumps(versions, option=orjson.OPT_SORT_KEYS)):08x}"
 
 
 @bp.get("/layers")
 def layers():
-    internal = staff()
     svc = service()
+    vis = visibility()
+    summary = svc.reader.summary()
     payload = {
-        "layers": [describe(layer, internal) for layer in svc.registry],
-        "synthetic": svc.store.demo,
+        "layers": [describe(layer, vis, summary[layer.id]) for layer in svc.registry],
+        "synthetic": svc.store.synthetic,
     }
-    return _json(payload)
+    versions = {layer_id: s.version for layer_id, s in summary.items()}
+    return _conditional(_json(payload), "layers", _versions_tag(versions), vis)
 
 
 @bp.get("/layers/<layer_id>")
 def layer(layer_id: str):
-    return _json(describe(service().engine.layer(layer_id), staff()))
+    svc = service()
+    vis = visibility()
+    spec = _layer(layer_id)
+    summary = svc.reader.summary()[layer_id]
+    return _conditional(_json(describe(spec, vis, summary)), "layer", layer_id, summary.version, vis)
+
+
+def _layer(layer_id: str) -> Layer:
+    registry = service().registry
+    if layer_id not in registry:
+        raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(registry.ids)}", parameter="layer")
+    return registry[layer_id]
 
 
 @bp.get("/layers/<layer_id>/features")
 def features(layer_id: str):
-    engine = service().engine
-    layer = engine.layer(layer_id)
-    internal = staff()
+    reader = service().reader
+    spec = _layer(layer_id)
+    vis = visibility()
     args = request.args.to_dict(flat=False)
-    req = features_request(engine, layer, args, internal=internal)
-    result = engine.query(layer_id, req.query)
-    page = result.page(req.offset, req.limit)
+    req = features_request(reader, spec, args, visibility=vis)
+    page = reader.select(layer_id, req.query, req.offset, req.limit, vis)
+    returned = len(page.features)
     links = [{"rel": "self", "href": _link(args, req.offset, req.limit), "type": GEOJSON}]
-    if req.offset + page.matched < result.matched:
+    if req.offset + returned < page.matched:
         links.append({"rel": "next", "href": _link(args, req.offset + req.limit, req.limit), "type": GEOJSON})
     if req.offset > 0:
         links.append({"rel": "prev", "href": _link(args, max(0, req.offset - req.limit), req.limit), "type": GEOJSON})
-    meta = {
-        "numberMatched": result.matched,
-        "numberReturned": page.matched,
-        "layer": layer_id,
-        "layerVersion": result.snapshot.version,
-        "links": links,
-    }
-    body = b'{"type":"FeatureCollection","features":[%s],%s' % (
-        b",".join(_features(page, internal)),
-        orjson.dumps(meta)[1:],
+    body = encode.collection(
+        page.features,
+        numberMatched=page.matched,
+        numberReturned=returned,
+        layer=layer_id,
+        layerVersion=page.version,
+        links=links,
     )
-    response = Response(body, mimetype=GEOJSON)
     # the answer changes with this layer and with any layer it was asked relative to (within=grid_cells/7)
-    versions = "-".join(str(v) for v in (result.snapshot.version, *map(engine.store.version, req.depends)))
-    response.set_etag(f"{layer_id}-{versions}-{int(internal)}-{zlib.crc32(request.query_string):08x}")
-    return response.make_conditional(request)
-
-
-def _features(page: Result, internal: bool) -> list[bytes]:
-    """Close each cached feature, adding ``distance_m`` where the query measured one."""
-    cached = page.snapshot.features_json(page.positions, internal)
-    if page.distances is None:
-        return [f + b"}}" for f in cached]
-    return [
-        f + (b'"distance_m":%.2f}}' if f.endswith(b"{") else b',"distance_m":%.2f}}') % d
-        for f, d in zip(cached, page.distances.tolist(), strict=True)
-    ]
+    versions = reader.versions()
+    depends = "-".join(str(versions[d]) for d in req.depends)
+    return _conditional(
+        Response(body, mimetype=GEOJSON),
+        layer_id,
+        page.version,
+        depends,
+        vis,
+        f"{zlib.crc32(request.query_string):08x}",
+    )
 
 
 def _link(args: dict[str, list[str]], offset: int, limit: int) -> str:
@@ -136,42 +165,32 @@ def _link(args: dict[str, list[str]], offset: int, limit: int) -> str:
     return f"{request.base_url}?{urlencode(params, doseq=True)}"
 
 
+def _fid(layer_id: str, text: str) -> int:
+    """A feature id from the URL; anything that cannot name a feature is 404, like a feature that does not exist."""
+    fid = parse_fid(text)
+    if fid is None:
+        raise NotFound(f"no feature {text[:40]!r} in layer {layer_id}", parameter="fid")
+    return fid
+
+
+def _feature_response(feature: Feature, vis: Visibility, status: int = 200) -> Response:
+    """A feature as GeoJSON (the fields ``vis`` shows), with its version as the ETag (an If-Match for a change)."""
+    spec = service().registry[feature.layer]
+    visible = {f.name for f in spec.visible_fields(vis == "internal")}
+    props = {k: v for k, v in feature.properties.items() if k in visible}
+    response = Response(encode.feature(feature.fid, feature.version, feature.geometry, props), status, mimetype=GEOJSON)
+    response.set_etag(etag(feature.version, vis))
+    return response
+
+
 @bp.get("/layers/<layer_id>/features/<fid>")
 def feature(layer_id: str, fid: str):
-    engine = service().engine
-    engine.layer(layer_id)
-    snap = engine.snapshot(layer_id)
-    pos = snap.position(parse_int(fid, "fid"))
-    if pos is None:
+    _layer(layer_id)
+    vis = visibility()
+    found = service().reader.get(layer_id, _fid(layer_id, fid), vis)
+    if found is None:
         raise NotFound(f"no feature {fid} in layer {layer_id}", parameter="fid")
-    internal = staff()
-    (body,) = snap.features_json([pos], internal)
-    response = Response(body + b"}}", mimetype=GEOJSON)
-    response.set_etag(f"{layer_id}-{fid}-{snap.version}-{int(internal)}")
-    return response.make_conditional(request)
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("the request body must be a JSON object", parameter="body")
-    return body
-
-
-def _feature_response(feature: Feature, status: int = 200) -> Response:
-    """A changed feature as GeoJSON (what the caller may see), with its new version as the ETag."""
-    layer = service().registry[feature.layer]
-    visible = {f.name for f in layer.visible_fields(staff())}
-    payload = {
-        "type": "Feature",
-        "id": feature.fid,
-        "version": feature.version,
-        "geometry": orjson.loads(geojson_geometries(feature.geometry)),
-        "properties": {k: v for k, v in feature.properties.items() if k in visible},
-    }
-    response = _json(payload, status, GEOJSON)
-    response.set_etag(str(feature.version))
-    return response
+    return _feature_response(found, vis).make_conditional(request)
 
 
 def _properties(body: dict) -> dict:
@@ -184,73 +203,74 @@ def _properties(body: dict) -> dict:
 @bp.post("/layers/<layer_id>/features")
 def create_feature(layer_id: str):
     """Add a feature: a GeoJSON Feature with the layer's fields as properties."""
-    svc = service()
-    layer = svc.engine.layer(layer_id)
-    auth.require_edit(layer)
-    body = _body()
-    geometry = editing.parse_geometry(body.get("geometry"))
-    editing.check_inside_district(svc.engine, geometry)
-    feature = svc.store.insert(layer_id, _properties(body), geometry, actor=auth.actor())
-    response = _feature_response(feature, 201)
-    response.headers["Location"] = url_for("api.feature", layer_id=layer_id, fid=feature.fid)
+    _layer(layer_id)
+    who = caller()
+    permissions.require_edit(who, service().registry[layer_id])
+    body = json_body(request)
+    check_members(body, FEATURE_MEMBERS)
+    geometry = geojson.parse_geometry(body.get("geometry"))
+    created = service().editing.create(who, layer_id, _properties(body), geometry)
+    response = _feature_response(created, visibility(), 201)
+    response.headers["Location"] = url_for("api.feature", layer_id=layer_id, fid=created.fid)
     return response
 
 
-@bp.patch("/layers/<layer_id>/features/<int:fid>")
-def update_feature(layer_id: str, fid: int):
+@bp.patch("/layers/<layer_id>/features/<fid>")
+def update_feature(layer_id: str, fid: str):
     """Change fields and/or the geometry of the version the caller read (If-Match or ``version``)."""
-    svc = service()
-    layer = svc.engine.layer(layer_id)
-    auth.require_edit(layer)
-    body = _body()
-    version = editing.expected_version(request.headers.get("If-Match"), body)
-    geometry = None
-    if body.get("geometry") is not None:
-        geometry = editing.parse_geometry(body["geometry"])
-        editing.check_inside_district(svc.engine, geometry)
-    unknown = sorted(set(body) - {"type", "id", "properties", "geometry", "version"})
-    if unknown:
-        raise InvalidParameter(f"unknown member {unknown[0]!r}; allowed: properties, geometry, version", unknown[0])
-    feature = svc.store.update(layer_id, fid, _properties(body), geometry, expected_version=version, actor=auth.actor())
-    return _feature_response(feature)
+    _layer(layer_id)
+    who = caller()
+    permissions.require_edit(who, service().registry[layer_id])
+    number = _fid(layer_id, fid)
+    body = json_body(request)
+    check_members(body, FEATURE_MEMBERS)
+    version = expected_version(request.headers.get("If-Match"), body.get("version"))
+    geometry = geojson.parse_geometry(body["geometry"]) if body.get("geometry") is not None else None
+    changed = service().editing.update(
+        who, layer_id, number, version=version, properties=_properties(body), geometry=geometry
+    )
+    return _feature_response(changed, visibility())
 
 
-@bp.delete("/layers/<layer_id>/features/<int:fid>")
-def delete_feature(layer_id: str, fid: int):
-    """Remove a feature (kept, so that an admin can restore it)."""
-    svc = service()
-    layer = svc.engine.layer(layer_id)
-    auth.require_edit(layer)
-    body = request.get_json(silent=True) or {}
-    version = editing.expected_version(request.headers.get("If-Match"), body if isinstance(body, dict) else {})
-    svc.store.delete(layer_id, fid, expected_version=version, actor=auth.actor())
+@bp.delete("/layers/<layer_id>/features/<fid>")
+def delete_feature(layer_id: str, fid: str):
+    """Remove a feature (kept, so that an administrator can restore it)."""
+    _layer(layer_id)
+    who = caller()
+    permissions.require_edit(who, service().registry[layer_id])
+    number = _fid(layer_id, fid)
+    body = json_body(request, optional=True)
+    check_members(body, ("version",))
+    version = expected_version(request.headers.get("If-Match"), body.get("version"))
+    service().editing.delete(who, layer_id, number, version=version)
     return Response(status=204)
 
 
-@bp.post("/layers/<layer_id>/features/<int:fid>/restore")
-@auth.require_role("admin")
-def restore_feature(layer_id: str, fid: int):
-    svc = service()
-    svc.engine.layer(layer_id)
-    return _feature_response(svc.store.restore(layer_id, fid, actor=auth.actor()))
+@bp.post("/layers/<layer_id>/features/<fid>/restore")
+def restore_feature(layer_id: str, fid: str):
+    _layer(layer_id)
+    who = caller()
+    permissions.require_restore(who)
+    return _feature_response(service().editing.restore(who, layer_id, _fid(layer_id, fid)), visibility())
 
 
-@bp.get("/layers/<layer_id>/features/<int:fid>/history")
-@auth.require_role()
-def feature_history(layer_id: str, fid: int):
+@bp.get("/layers/<layer_id>/features/<fid>/history")
+def feature_history(layer_id: str, fid: str):
     """Who changed the feature when, field by field (staff only)."""
+    _layer(layer_id)
+    permissions.require_role(caller())
+    number = _fid(layer_id, fid)
     svc = service()
-    svc.engine.layer(layer_id)
-    entries = svc.store.history(layer_id, fid)
-    if not entries and svc.store.get(layer_id, fid) is None:
+    entries = svc.store.history(layer_id, number)
+    if not entries and svc.reader.get(layer_id, number) is None:
         raise NotFound(f"no feature {fid} in layer {layer_id}", parameter="fid")
-    return _json({"layer": layer_id, "id": fid, "history": [asdict(e) for e in entries]})
+    response = _json({"layer": layer_id, "id": number, "history": [asdict(e) for e in entries]})
+    return response
 
 
 @bp.get("/deleted")
-@auth.require_role("admin")
 def deleted_features():
-    rows = service().store.deleted()
+    rows = service().editing.deleted(caller())
     return _json(
         {
             "deleted": [
@@ -281,17 +301,21 @@ def search():
     limit = parse_int(request.args.get("limit", "20"), "limit")
     if not 1 <= limit <= 100:
         raise InvalidParameter("limit must be a whole number from 1 to 100", parameter="limit")
-    return _json({"q": q, "results": service().engine.search(q, limit)})
+    return _json({"q": q, "results": service().reader.search(q, limit)})
 
 
 @bp.get("/stats")
-def stats():
+def stats_():
     svc = service()
-    engine = svc.engine
-    return _json(
-        {
-            "layers": {layer.id: engine.counts(layer.id) for layer in svc.registry},
-            "report": report.headline(engine),
-            "synthetic": svc.store.demo,
-        }
-    )
+    summary = svc.reader.summary()
+    layers_ = {
+        layer_id: {"count": s.count, **({"by_status": s.by_status} if s.by_status is not None else {})}
+        for layer_id, s in summary.items()
+    }
+    payload = {
+        "layers": layers_,
+        "report": stats.headline(svc.reader, svc.figures),
+        "synthetic": svc.store.synthetic,
+    }
+    versions = {layer_id: s.version for layer_id, s in summary.items()}
+    return _conditional(_json(payload), "stats", _versions_tag(versions))

@@ -19,7 +19,7 @@ from geoapp.store.base import Actor
 from geoapp.web import service
 from geoapp.web.auth import passwords
 
-CLI = Actor("cli", "cli")
+CLI = Actor("cli", "cli", roles=frozenset({"admin"}))  # the command line is the operator
 ADMIN_HINT = "flask --app wsgi geoapp user add NAME --role admin"
 
 
@@ -42,11 +42,16 @@ def init_app(app: Flask) -> None:
 
 @geoapp_cli.command("init")
 @click.option("--demo", is_flag=True, help="Fill the store with the synthetic demo district.")
-@click.option("--force", is_flag=True, help="Replace an existing store (its data is lost).")
+@click.option(
+    "--force", is_flag=True, help="Replace the layers of an existing store (accounts and audit trail are kept)."
+)
+@click.option("--drop-accounts", is_flag=True, help="With --force: also drop every account, token and audit row.")
 @click.option("--if-missing", is_flag=True, help="Do nothing when the store already exists (for make run).")
-def init_command(demo: bool, force: bool, if_missing: bool) -> None:
+def init_command(demo: bool, force: bool, drop_accounts: bool, if_missing: bool) -> None:
     """Create the store with every declared layer."""
     svc = service()
+    if drop_accounts and not force:
+        raise click.UsageError("--drop-accounts replaces a store: give --force too")
     if if_missing and Path(svc.database).exists():
         click.echo(f"store exists: {svc.database}")
         _admin_hint()
@@ -56,10 +61,11 @@ def init_command(demo: bool, force: bool, if_missing: bool) -> None:
         from data import demo_district
 
         data = demo_district.build()
-    store = svc.create(data, force=force, demo=demo)
-    total = sum(len(store.query(layer_id)) for layer_id in store.layers())
+    svc.create(data, force=force, demo=demo, keep_accounts=not drop_accounts, actor=CLI)
+    total = sum(s.count for s in svc.reader.summary().values())
     what = "synthetic demo district" if demo else "empty layers"
-    click.echo(f"created {svc.database}: {len(store.layers())} layers, {total} features ({what})")
+    kept = " (accounts and audit trail kept)" if force and not drop_accounts else ""
+    click.echo(f"created {svc.database}: {len(svc.registry)} layers, {total} features ({what}){kept}")
     _admin_hint()
 
 
@@ -71,22 +77,24 @@ def _admin_hint() -> None:
 @geoapp_cli.command("layers")
 def layers_command() -> None:
     """List the layers with their feature counts."""
-    engine = service().engine
-    for layer in engine.registry:
-        counts = engine.counts(layer.id)
-        click.echo(f"{layer.id:<24} {counts['count']:>7}  {layer.title.zh} / {layer.title.en}")
+    svc = service()
+    summary = svc.reader.summary()
+    for layer in svc.registry:
+        click.echo(f"{layer.id:<24} {summary[layer.id].count:>7}  {layer.title.zh} / {layer.title.en}")
+        if summary[layer.id].problems:
+            click.echo(f"{'':<24} {len(summary[layer.id].problems):>7}  rows the definition does not admit", err=True)
 
 
 @geoapp_cli.command("stats")
 def stats_command() -> None:
     """Print counts per layer and status, and the work report's headline figures."""
-    engine = service().engine
-    for layer in engine.registry:
-        counts = engine.counts(layer.id)
-        by_status = ", ".join(f"{k} {v}" for k, v in counts.get("by_status", {}).items())
-        click.echo(f"{layer.id:<24} {counts['count']:>7}  {by_status}")
+    svc = service()
+    summary = svc.reader.summary()
+    for layer in svc.registry:
+        by_status = ", ".join(f"{k} {v}" for k, v in (summary[layer.id].by_status or {}).items())
+        click.echo(f"{layer.id:<24} {summary[layer.id].count:>7}  {by_status}")
     click.echo("")
-    for figure in report.headline(engine):
+    for figure in report.headline(svc.reader, svc.figures):
         unit = figure.get("unit", "")
         click.echo(f"{figure['label']['zh']}: {figure['value']}{unit}")
 
@@ -193,7 +201,11 @@ def token_list() -> None:
 @click.option("--since", required=True, help="First day to export, YYYY-MM-DD.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="CSV file (default: standard output).")
 def audit_export(since: str, output: str | None) -> None:
-    """Write the audit trail since a day as CSV (one row per change, old and new values as JSON)."""
+    """Write the audit trail since a day as CSV (one row per change, old and new values as JSON).
+
+    A text cell starting with = + - @, a tab or a carriage return gets a leading apostrophe, so that a
+    spreadsheet shows it as text instead of running it as a formula (OWASP's advice on CSV injection).
+    """
     try:
         day = dt.date.fromisoformat(since)
     except ValueError:
@@ -205,24 +217,22 @@ def audit_export(since: str, output: str | None) -> None:
         for e in entries:
             changes = e.changes or {"": [None, None]}
             for field, (old, new) in changes.items():
-                writer.writerow(
-                    [
-                        e.id,
-                        e.at,
-                        e.actor,
-                        e.actor_kind,
-                        e.action,
-                        e.layer or "",
-                        e.fid or "",
-                        field,
-                        _cell(old),
-                        _cell(new),
-                        e.address or "",
-                    ]
-                )
+                row = [e.id, e.at, e.actor, e.actor_kind, e.action, e.layer, e.fid, field, old, new, e.address]
+                writer.writerow([_cell(value) for value in row])
     if output:
         click.echo(f"wrote {len(entries)} audit entries since {day} to {output}", err=True)
 
 
-def _cell(value) -> str:
-    return "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+#: what makes a spreadsheet read a cell as a formula
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str | int | float:
+    """A CSV cell: text as it is (defused when a spreadsheet would run it), numbers as numbers, the rest as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # starts with [ or {, or is true/false: never a formula
+    return f"'{value}" if value.startswith(FORMULA_START) else value

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import folium
 import folium.plugins
-import numpy as np
 import orjson
 from branca.element import Figure, MacroElement
 from folium.elements import JSCSSMixin
@@ -27,7 +26,6 @@ from markupsafe import escape as _escape
 
 from geoapp.core.layers import GROUPS, Layer, Registry
 from geoapp.core.query import MAX_LIMIT
-from geoapp.store.memindex import Snapshot
 
 VENDOR = "/static/vendor"
 STATIC = "/static"
@@ -225,17 +223,13 @@ def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str
     }
 
 
-def _context(registry: Registry, snapshots: Mapping[str, Snapshot], lang: str) -> list[dict]:
-    out = []
-    for layer in registry:
-        if not layer.context:
-            continue
-        snap = snapshots[layer.id]
-        features = [b"%s}}" % f for f in snap.features_json(np.arange(len(snap)), internal=False)]
-        geojson = orjson.loads(b'{"type":"FeatureCollection","features":[%s]}' % b",".join(features))
-        config = layer_config(layer, lang, False, ("", ""))
-        out.append({**config, "geojson": geojson})
-    return out
+def _context(registry: Registry, context: Mapping[str, dict], lang: str) -> list[dict]:
+    """The small context layers embedded in the page: their drawing config and their public GeoJSON."""
+    return [
+        {**layer_config(layer, lang, False, ("", "")), "geojson": context[layer.id]}
+        for layer in registry
+        if layer.context and layer.id in context
+    ]
 
 
 def _base(
@@ -270,7 +264,7 @@ def _base(
 
 def one_map(
     registry: Registry,
-    snapshots: Mapping[str, Snapshot],
+    context: Mapping[str, dict],
     *,
     lang: str,
     internal: bool,
@@ -319,7 +313,7 @@ def one_map(
         "gcj02": basemap_.gcj02,
         "bounds": [minx, miny, maxx, maxy] if focus is None else None,
         "focus": list(focus) if focus else None,
-        "context": _context(registry, snapshots, lang),
+        "context": _context(registry, context, lang),
         "layers": [
             {**layer_config(registry[i], lang, internal, yes_no), "editable": i in editable}
             for i in reversed(list(groups))
@@ -335,7 +329,7 @@ def one_map(
 
 def feature_map(
     registry: Registry,
-    snapshots: Mapping[str, Snapshot],
+    context: Mapping[str, dict],
     layer: Layer,
     feature_geojson: dict,
     *,
@@ -349,7 +343,7 @@ def feature_map(
     config = {
         "lang": lang,
         "gcj02": basemap_.gcj02,
-        "context": _context(registry, snapshots, lang),
+        "context": _context(registry, context, lang),
         "feature": {"layer": layer_config(layer, lang, False, ("", "")), "geojson": feature_geojson},
         "text": dict(text),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import orjson
 from flask import (
@@ -22,18 +23,24 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 
 from geoapp.config import PROJECT_ROOT
+from geoapp.core import encode, permissions
+from geoapp.core.editing import expected_version
 from geoapp.core.layers import FieldDef, Layer
-from geoapp.core.query import parse_int, parse_lonlat
+from geoapp.core.query import parse_fid, parse_lonlat
 from geoapp.errors import NotFound, VersionConflict
-from geoapp.store.base import DeletedFeature
+from geoapp.store.base import DeletedFeature, Query
 from geoapp.web import auth, maps, service
-from geoapp.web.access import staff
+from geoapp.web.access import caller, staff, visibility
 from geoapp.web.i18n import current_lang
 from geoapp.web.security import nonce
 
 bp = Blueprint("pages", __name__)
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
+#: the district's time zone: times are stored in UTC and shown in local time
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
+#: the context layers are small (a boundary, the main roads); more than this is not embedded
+MAX_CONTEXT_FEATURES = 5000
 ASSET_MAX_AGE = 7 * 24 * 3600
 
 
@@ -52,6 +59,7 @@ def ui_text() -> dict[str, str]:
         "zoomOut": _("Zoom out"),
         "measure": _("Measure distance and area"),
         "measureHint": _("Click on the map to measure; click the ruler again to stop"),
+        "layers": _("Layers"),
         "length": _("Length"),
         "area": _("Area"),
         "fullscreen": _("Full screen"),
@@ -65,7 +73,7 @@ def ui_text() -> dict[str, str]:
 
 
 def _editing_text() -> dict[str, str]:
-    """The strings of the editing controls (popup form, shape editing, drawing tools)."""
+    """The strings of the editing controls (popup form, shape editing, Leaflet-Geoman's drawing tools)."""
     return {
         "save": _("Save"),
         "saving": _("Saving…"),
@@ -81,25 +89,21 @@ def _editing_text() -> dict[str, str]:
         "signInAgain": _("Not saved: your session has ended; sign in again."),
         "notAllowed": _("Not saved: you may not change this layer, or the page is out of date; reload it."),
         "editShape": _("Edit shape"),
-        "editHint": _("Drag the handles to move or reshape the feature, then save."),
+        "editHint": _(
+            "Drag the feature to move it, or its corners to reshape it (right-click a corner to remove it), then save."
+        ),
         "newFeature": _("New feature: {layer}"),
         "drawLayer": _("Layer to draw in"),
         "drawLine": _("Draw a line"),
         "drawArea": _("Draw an area"),
         "drawPoint": _("Place a point"),
-        "drawCancelTitle": _("Cancel drawing"),
         "drawFinish": _("Finish"),
-        "drawFinishTitle": _("Finish drawing"),
         "drawUndo": _("Delete last point"),
-        "drawUndoTitle": _("Delete the last point drawn"),
-        "drawCrossing": _("The edges of a shape cannot cross."),
-        "lineStart": _("Click to start the line."),
-        "lineCont": _("Click to continue the line."),
-        "lineEnd": _("Click the last point to finish the line."),
-        "areaStart": _("Click to start the area."),
-        "areaCont": _("Click to continue the area."),
-        "areaEnd": _("Click the first point to close the area."),
-        "pointStart": _("Click the map to place the point."),
+        "firstVertex": _("Click to place the first point."),
+        "continueLine": _("Click to add the next point."),
+        "finishLine": _("Click the last point to finish the line."),
+        "finishArea": _("Click the first point to close the area."),
+        "placePoint": _("Click the map to place the point."),
     }
 
 
@@ -107,14 +111,19 @@ def _basemap() -> maps.Basemap:
     return current_app.extensions["geoapp.basemap"]
 
 
-def _snapshots():
-    engine = service().engine
-    return {layer.id: engine.snapshot(layer.id) for layer in engine.registry if layer.context}
+def _context() -> dict[str, dict]:
+    """The public GeoJSON of the small context layers (district boundary, roads) the pages embed."""
+    reader = service().reader
+    out = {}
+    for layer in service().registry:
+        if layer.context:
+            page = reader.select(layer.id, Query(), 0, MAX_CONTEXT_FEATURES)
+            out[layer.id] = orjson.loads(encode.collection(page.features))
+    return out
 
 
 def _may_edit(layer: Layer) -> bool:
-    user = g.get("user")
-    return user is not None and user.may_edit(layer)
+    return permissions.may_edit(g.get("user"), layer)
 
 
 @bp.get("/")
@@ -124,13 +133,13 @@ def index():
     if "focus" in request.args:
         lon, lat = parse_lonlat(request.args["focus"], "focus")
         focus = (lon, lat, 17)
-    engine = service().engine
-    snapshots = _snapshots()
-    extent = snapshots["district_boundary"].extent if "district_boundary" in snapshots else None
-    editable = [layer.id for layer in engine.registry if not layer.context and _may_edit(layer)]
+    svc = service()
+    summary = svc.reader.summary()
+    extent = summary["district_boundary"].extent if "district_boundary" in summary else None
+    editable = permissions.editable_layers(g.get("user"), svc.registry)
     m = maps.one_map(
-        engine.registry,
-        snapshots,
+        svc.registry,
+        _context(),
         lang=current_lang(),
         internal=staff(),
         basemap_=_basemap(),
@@ -147,46 +156,60 @@ def index():
 @bp.get("/features/<layer_id>/<fid>")
 def feature(layer_id: str, fid: str):
     """A feature's archive page (一盖一档): its visible attributes, a small map, a permanent link."""
-    return _feature_page(layer_id, parse_int(fid, "fid"))
+    return _feature_page(layer_id, _fid(layer_id, fid))
 
 
-@bp.post("/features/<layer_id>/<int:fid>/status")
-def change_status(layer_id: str, fid: int):
+def _layer(layer_id: str) -> Layer:
+    registry = service().registry
+    if layer_id not in registry:
+        raise NotFound(_("There is no layer %(layer)s", layer=layer_id), parameter="layer")
+    return registry[layer_id]
+
+
+def _fid(layer_id: str, text: str) -> int:
+    fid = parse_fid(text)
+    if fid is None:
+        raise NotFound(_("No feature %(fid)s in the layer %(layer)s", fid=text[:40], layer=layer_id), parameter="fid")
+    return fid
+
+
+@bp.post("/features/<layer_id>/<fid>/status")
+def change_status(layer_id: str, fid: str):
     """The archive page's status form: change the version the editor saw, never a newer one."""
-    svc = service()
-    layer = svc.engine.layer(layer_id)
-    auth.require_edit(layer)
+    layer = _layer(layer_id)
+    number = _fid(layer_id, fid)
+    who = caller()
+    permissions.require_edit(who, layer)
     if layer.status_field is None:
         raise NotFound(f"layer {layer_id} has no status field", parameter="status")
-    version = parse_int(request.form.get("version", ""), "version")
+    version = expected_version(None, request.form.get("version") or None)
     changes = {layer.status_field: request.form.get("status", "")}
     try:
-        svc.store.update(layer_id, fid, changes, expected_version=version, actor=auth.actor())
+        service().editing.update(who, layer_id, number, version=version, properties=changes)
     except VersionConflict:
         # show what the other editor saved, with its version in the form: nothing is overwritten
-        return _feature_page(layer_id, fid, conflict=True, status=409)
+        return _feature_page(layer_id, number, conflict=True, status=409)
     flash(_("The status was saved."), "info")
-    return redirect(url_for("pages.feature", layer_id=layer_id, fid=fid))
+    return redirect(url_for("pages.feature", layer_id=layer_id, fid=number))
 
 
 def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status: int = 200):
-    engine = service().engine
-    layer = engine.layer(layer_id)
-    snap = engine.snapshot(layer_id)
-    pos = snap.position(number)
-    if pos is None:
+    svc = service()
+    layer = _layer(layer_id)
+    vis = visibility()
+    found = svc.reader.get(layer_id, number, vis)
+    if found is None:
         raise NotFound(_("No feature %(fid)s in the layer %(layer)s", fid=number, layer=layer_id), parameter="fid")
     lang = current_lang()
-    (raw,) = snap.features_json([pos], staff())
-    geojson = orjson.loads(raw + b"}}")
+    geojson = orjson.loads(encode.feature(found.fid, found.version, found.geometry, found.properties))
     rows = [
         (spec.label(lang), _display(spec, geojson["properties"].get(spec.name), lang))
-        for spec in layer.visible_fields(staff())
+        for spec in layer.visible_fields(vis == "internal")
     ]
-    point = snap.geoms[pos].representative_point()
+    point = found.geometry.representative_point()
     m = maps.feature_map(
-        engine.registry,
-        _snapshots(),
+        svc.registry,
+        _context(),
         layer,
         geojson,
         center=(point.x, point.y),
@@ -261,11 +284,14 @@ def _change(spec: FieldDef | None, name: str, old, new, lang: str) -> tuple[str,
 
 
 def _when(at: str) -> str:
-    """An audit time (ISO, UTC) as ``YYYY-MM-DD HH:MM:SS``."""
+    """A stored time (ISO, UTC) as ``YYYY-MM-DD HH:MM:SS`` in the district's time zone."""
     try:
-        return dt.datetime.fromisoformat(at.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:
         return at
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.astimezone(DISTRICT_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _display(spec, value, lang: str) -> str:
@@ -297,13 +323,8 @@ def deleted():
     """Soft-deleted features, newest first, each with a button to restore it (administrators only)."""
     svc = service()
     lang = current_lang()
-    registry = svc.registry
     # a layer since removed from the definitions cannot take its features back
-    rows = [
-        _deleted_row(registry[item.feature.layer], item, lang)
-        for item in svc.store.deleted()
-        if item.feature.layer in registry
-    ]
+    rows = [_deleted_row(svc.registry[item.feature.layer], item, lang) for item in svc.editing.deleted(caller())]
     return render_template("deleted.html", rows=rows, title=_("Deleted features"))
 
 
@@ -313,12 +334,11 @@ def _deleted_row(layer: Layer, item: DeletedFeature, lang: str) -> DeletedRow:
     return DeletedRow(layer.id, layer.title(lang), feature.fid, str(title), _when(item.deleted_at), item.deleted_by)
 
 
-@bp.post("/admin/deleted/<layer_id>/<int:fid>/restore")
+@bp.post("/admin/deleted/<layer_id>/<fid>/restore")
 @auth.require_role("admin")
-def restore(layer_id: str, fid: int):
-    svc = service()
-    svc.engine.layer(layer_id)
-    feature = svc.store.restore(layer_id, fid, actor=auth.actor())
+def restore(layer_id: str, fid: str):
+    _layer(layer_id)
+    feature = service().editing.restore(caller(), layer_id, _fid(layer_id, fid))
     flash(_("Feature #%(fid)s was restored.", fid=feature.fid), "info")
     return redirect(url_for("pages.deleted"))
 

@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import start_server, stop_server
+from tests.conftest import SETUP, start_server, stop_server
 
 # values that would run script if any page put them into HTML or a template literal
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">'
@@ -35,9 +35,13 @@ def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
         "waterlogging_points",
         {"name": HOSTILE_NAME, "road": HOSTILE_ROAD, "status": "dangerous", "notes": HOSTILE_NAME},
         shapely.Point(*HOSTILE_POINT),
+        actor=SETUP,
     )
     store.insert(
-        "roads", {"name": HOSTILE_CONTEXT, "kind": "branch"}, shapely.LineString([(113.299, 33.729), (113.302, 33.729)])
+        "roads",
+        {"name": HOSTILE_CONTEXT, "kind": "branch"},
+        shapely.LineString([(113.299, 33.729), (113.302, 33.729)]),
+        actor=SETUP,
     )
     store.close()
     return path, point.fid
