@@ -25,6 +25,11 @@ and the same query locations.
    1,000 and 100,000 manhole covers, rendered in process beside embedding the covers with
    folium, and loaded in headless Chromium until every layer is drawn; see :mod:`bench.pages`
    for what is measured and how to read its ratios.
+5. *Edits* (``--no-edits`` skips it, ``python -m bench edits`` runs it alone): the next read after
+   an edit on each of two gunicorn instances serving one store, p99 of reads during a burst of
+   100 edits against without, worker memory before and after, start-up time; at 100k and 1M
+   covers added to the demo district. See :mod:`bench.edits`; its results go to
+   ``bench/results/edits.txt`` and ``edits.json``.
 
 How to read the numbers
 -----------------------

@@ -1,5 +1,6 @@
-"""``python -m bench``: run the benchmark, print its tables and write ``bench/results/latest.json``.
+"""The whole benchmark (``python -m bench``): run every part, print the tables, write ``bench/results/latest.json``.
 
+The edits part comes last (its own files, see :mod:`bench.edits`), unless ``--no-edits``.
 Exits 1 if any indexed answer differs from brute force; missed targets are reported, not fatal.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import shapely
 
-from bench import http_api, inprocess, pages, report
+from bench import edits, http_api, inprocess, pages, report
 from bench.data import CENTRE_LONLAT, LAYER_ID, LAYERS_DIR, SIDE_M, Area, synthetic_layer
 from geoapp.config import PROJECT_ROOT
 from geoapp.core.layers import Registry
@@ -72,7 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-http", dest="http", action="store_false", help="skip the gunicorn / HTTP measurements")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--no-pages", dest="pages", action="store_false", help="skip the map page measurements")
-    scope.add_argument("--pages-only", action="store_true", help="measure the map page alone (no engine, no API)")
+    scope.add_argument(
+        "--pages-only", action="store_true", help="measure the map page alone (no engine, no API, no edits)"
+    )
+    parser.add_argument(
+        "--no-edits", dest="edits", action="store_false", help="skip the edits part (alone: python -m bench edits)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic data and queries")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -81,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     args.renders = pages.QUICK_RENDERS if args.quick else pages.RENDERS
     args.loads = pages.QUICK_LOADS if args.quick else pages.LOADS
+    args.edits = args.edits and not args.pages_only
     return args
 
 
@@ -158,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.render(results))
     report.write_json(results, args.output)
     print(f"\nFinished in {results.meta['duration_s']:.0f} s; JSON written to {args.output}")
-    return 1 if results.mismatches else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    stale = 0
+    if args.edits:
+        print()
+        settings = edits.QUICK if args.quick else edits.Settings()
+        stale = edits.measure_and_report(settings, edits.DEFAULT_OUTPUT, progress)
+    return 1 if results.mismatches or stale else 0

@@ -1,0 +1,22 @@
+"""``python -m bench [options]``: the whole benchmark (:mod:`bench.suite`); ``python -m bench edits [options]``: the
+edits part alone (:mod:`bench.edits`)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["edits"]:
+        # imported alone: the edits part needs the HTTP API only, not the engine internals the other parts import
+        from bench import edits
+
+        return edits.main(argv[1:])
+    from bench import suite
+
+    return suite.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
