@@ -338,3 +338,21 @@ def test_a_loose_within_polygon_is_refused_naming_within(client, within):
 def test_deeply_nested_or_surrogate_within_is_refused_naming_within(client):
     for text in ["[" * 100_000, '{"type":"Polygon","coordinates":[],"x":"\\ud800"}']:
         _refused(client.get(HOARDING, query_string={"within": text}), 400, "within")
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "报告\x1b[31m", "\x7f"])
+def test_control_characters_in_text_are_refused_and_nothing_is_written(client, users, app, text):
+    _, csrf = login(client, "planner")
+    before = len(app.extensions["geoapp"].store.audit())
+    response = client.post(
+        "/api/layers/construction_hoardings/features",
+        json={
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[113.300, 33.730], [113.301, 33.7305]]},
+            "properties": {"site": text, "agency": "housing", "status": "pending"},
+        },
+        headers={"X-CSRFToken": csrf},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["parameter"] == "site"
+    assert len(app.extensions["geoapp"].store.audit()) == before

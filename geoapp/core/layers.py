@@ -29,6 +29,8 @@ FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
 RESERVED = {"fid", "geom", "geometry", "id", "_version", "distance_m"}
 LANGUAGES = ("zh", "en")
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in SQLite, in doubles and in the browser
+#: characters no text field takes: C0 controls but tab and line breaks, and DEL
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class LayerError(ValueError):
@@ -127,6 +129,9 @@ class FieldDef(_Model):
                 raise ValueError("is required and must not be empty or only whitespace")
             if len(value) > self.max_length:
                 raise ValueError(f"must be at most {self.max_length} characters")
+            if _CONTROL.search(value):
+                # NUL and other control characters cut text short in GDAL, QGIS and spreadsheets
+                raise ValueError("must not contain control characters (only tab and line breaks are allowed)")
             if self.allowed is not None and value not in self.allowed:
                 raise ValueError(f"must be one of: {', '.join(self.allowed)}")
             if self.pattern and not re.fullmatch(self.pattern, value):
