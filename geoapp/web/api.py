@@ -215,16 +215,22 @@ def create_feature(layer_id: str):
     return response
 
 
+def _change(layer_id: str, fid: str, members: tuple[str, ...], *, optional_body: bool = False):
+    """What every change of one feature reads first: the caller (who must be an editor), the fid, the body,
+    and the version the caller read (If-Match or ``version``)."""
+    spec = _layer(layer_id)
+    who = caller()
+    permissions.require_edit(who, spec)  # before the body: the public learns nothing from its errors
+    number = _fid(layer_id, fid)
+    body = json_body(request, optional=optional_body)
+    check_members(body, members)
+    return who, number, body, expected_version(request.headers.get("If-Match"), body.get("version"))
+
+
 @bp.patch("/layers/<layer_id>/features/<fid>")
 def update_feature(layer_id: str, fid: str):
     """Change fields and/or the geometry of the version the caller read (If-Match or ``version``)."""
-    _layer(layer_id)
-    who = caller()
-    permissions.require_edit(who, service().registry[layer_id])
-    number = _fid(layer_id, fid)
-    body = json_body(request)
-    check_members(body, FEATURE_MEMBERS)
-    version = expected_version(request.headers.get("If-Match"), body.get("version"))
+    who, number, body, version = _change(layer_id, fid, FEATURE_MEMBERS)
     geometry = geojson.parse_geometry(body["geometry"]) if body.get("geometry") is not None else None
     changed = service().editing.update(
         who, layer_id, number, version=version, properties=_properties(body), geometry=geometry
@@ -235,13 +241,7 @@ def update_feature(layer_id: str, fid: str):
 @bp.delete("/layers/<layer_id>/features/<fid>")
 def delete_feature(layer_id: str, fid: str):
     """Remove a feature (kept, so that an administrator can restore it)."""
-    _layer(layer_id)
-    who = caller()
-    permissions.require_edit(who, service().registry[layer_id])
-    number = _fid(layer_id, fid)
-    body = json_body(request, optional=True)
-    check_members(body, ("version",))
-    version = expected_version(request.headers.get("If-Match"), body.get("version"))
+    who, number, _, version = _change(layer_id, fid, ("version",), optional_body=True)
     service().editing.delete(who, layer_id, number, version=version)
     return Response(status=204)
 
