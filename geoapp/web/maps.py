@@ -1,11 +1,11 @@
 """Build the Folium maps every page shares, from the layer definitions. Flask-free.
 
 The map page carries no feature data of the operational layers: each layer is a folium
-``FeatureGroup`` that ``static/onemap.js`` fills from the query API for the current view, so
-the page stays small whatever the layer size. Only the small context layers (district
-boundary, roads) are embedded, as the vector backdrop that makes the map readable without
-tiles. Every value is handed to the browser as JSON inside the page's script (made safe for
-HTML with ``htmlsafe_json_dumps``) and drawn through DOM text, never as HTML.
+``FeatureGroup`` that the page's ES module (``static/js/pages/onemap.js``) fills from the query
+API for the current view, so the page stays small whatever the layer size. Only the small context
+layers (district boundary, roads) are embedded, as the vector backdrop that makes the map readable
+without tiles. Every value is handed to the browser as JSON inside the page's script (made safe
+for HTML with ``htmlsafe_json_dumps``) and drawn through DOM text, never as HTML.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from geoapp.core.query import MAX_LIMIT
 
 VENDOR = "/static/vendor"
 STATIC = "/static"
+#: one ES module per page under static/js/pages/ (static/js/README.md says how the tree is laid out)
+PAGE_MODULES = f"{STATIC}/js/pages"
 
 #: the npm packages served from /static/vendor (see package.json)
 VENDOR_PACKAGES = (
-    "@fortawesome/fontawesome-free",
+    "@geoman-io/leaflet-geoman-free",
     "gcoord",
     "leaflet",
-    "leaflet-draw",
     "leaflet-groupedlayercontrol",
     "leaflet.fullscreen",
     "leaflet.locatecontrol",
@@ -108,10 +109,7 @@ def basemap(setting: str) -> Basemap:
 def configure_assets() -> None:
     """Point folium's classes at the assets the app serves, instead of public CDNs (once, at start-up)."""
     folium.Map.default_js = [("leaflet", f"{VENDOR}/leaflet/dist/leaflet.js")]
-    folium.Map.default_css = [
-        ("leaflet_css", f"{VENDOR}/leaflet/dist/leaflet.css"),
-        ("fontawesome", f"{VENDOR}/@fortawesome/fontawesome-free/css/all.min.css"),
-    ]
+    folium.Map.default_css = [("leaflet_css", f"{VENDOR}/leaflet/dist/leaflet.css")]
     folium.plugins.LocateControl.default_js = [
         ("locate_js", f"{VENDOR}/leaflet.locatecontrol/dist/L.Control.Locate.min.js")
     ]
@@ -129,48 +127,61 @@ def configure_assets() -> None:
 
 
 class _GeoappScript(JSCSSMixin, MacroElement):
-    """Calls ``geoapp.<function>(map, groups, config)`` from ``static/onemap.js`` with a JSON config."""
+    """Starts the page's ES module (``static/js/pages/<page>.js``) on this map, its groups and a JSON config.
 
-    default_js = [
-        ("markercluster_js", f"{VENDOR}/leaflet.markercluster/dist/leaflet.markercluster.js"),
-        ("gcoord_js", f"{VENDOR}/gcoord/dist/gcoord.global.prod.js"),
-        ("onemap_js", f"{STATIC}/onemap.js"),
-    ]
+    folium's inline script, which carries the CSP nonce, builds the map; this element's part of it
+    pushes ``{page, map, groups, config}`` onto ``window.geoapp.maps``. The module, loaded with
+    ``type="module"`` from the app's own origin (deferred, so it runs after that script), takes it
+    from there (``static/js/lib/boot.js``).
+    """
+
+    default_js = [("markercluster_js", f"{VENDOR}/leaflet.markercluster/dist/leaflet.markercluster.js")]
     default_css = [
         ("markercluster_css", f"{VENDOR}/leaflet.markercluster/dist/MarkerCluster.css"),
         ("markercluster_default_css", f"{VENDOR}/leaflet.markercluster/dist/MarkerCluster.Default.css"),
     ]
     _template = Template(
-        """{% macro script(this, kwargs) %}
-        geoapp.{{ this.function }}({{ this._parent.get_name() }}, {
-        {%- for layer_id, group in this.groups.items() %}
-            {{ layer_id|tojson }}: {{ group.get_name() }},
-        {%- endfor %}
-        }, {{ this.config }});
+        """{% macro header(this, kwargs) %}
+        <script type="module" src="{{ this.module }}"></script>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function (geoapp) {
+            (geoapp.maps = geoapp.maps || []).push({
+                page: {{ this.page|tojson }},
+                map: {{ this._parent.get_name() }},
+                groups: {
+                {%- for layer_id, group in this.groups.items() %}
+                    {{ layer_id|tojson }}: {{ group.get_name() }},
+                {%- endfor %}
+                },
+                config: {{ this.config }},
+            });
+        })(window.geoapp = window.geoapp || {});
         {% endmacro %}"""
     )
 
-    def __init__(self, function: str, groups: Mapping[str, folium.FeatureGroup], config: dict):
+    def __init__(self, page: str, groups: Mapping[str, folium.FeatureGroup], config: dict):
         super().__init__()
         self._name = "GeoappScript"
-        self.function = function
+        self.page = page
+        self.module = f"{PAGE_MODULES}/{page}.js"
         self.groups = dict(groups)
         self.config = Markup(_htmlsafe_json(config))
 
 
-class _DrawingTools(JSCSSMixin, MacroElement):
-    """Leaflet.draw's script and styles (its toolbar sprite is under dist/images), only on an editor's map.
+class _EditingTools(JSCSSMixin, MacroElement):
+    """Leaflet-Geoman's script and styles, only on an editor's map.
 
-    ``static/onemap.js`` builds the drawing and editing controls from them; the public never loads them.
+    ``static/js/edit/`` builds the drawing and shape-editing tools from them; the public never loads them.
     """
 
-    default_js = [("leaflet_draw_js", f"{VENDOR}/leaflet-draw/dist/leaflet.draw.js")]
-    default_css = [("leaflet_draw_css", f"{VENDOR}/leaflet-draw/dist/leaflet.draw.css")]
+    default_js = [("geoman_js", f"{VENDOR}/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js")]
+    default_css = [("geoman_css", f"{VENDOR}/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css")]
     _template = Template("")
 
     def __init__(self):
         super().__init__()
-        self._name = "DrawingTools"
+        self._name = "EditingTools"
 
 
 def _htmlsafe_json(value) -> str:
@@ -290,7 +301,9 @@ def one_map(
     folium.plugins.LocateControl(
         position="topleft",
         strings={"title": text["locate"], "popup": text["locatePopup"]},
-        icon="fa-solid fa-location-crosshairs",
+        # the icon is drawn by static/onemap.css (an SVG of the app's own), not by an icon font
+        icon="geoapp-icon geoapp-icon-locate",
+        iconLoading="geoapp-icon geoapp-icon-locate geoapp-icon-busy",
         flyTo=True,
     ).add_to(m)
     groups: dict[str, folium.FeatureGroup] = {}
@@ -322,7 +335,7 @@ def one_map(
         "text": dict(text),
     }
     if editable:
-        _DrawingTools().add_to(m)
+        _EditingTools().add_to(m)
     _GeoappScript("onemap", groups, config).add_to(m)
     return m
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from playwright.sync_api import Error
 
 from tests.browser.chromium import READY
 from tests.browser.conftest import HOSTILE_CONTEXT, HOSTILE_NAME, HOSTILE_POINT, HOSTILE_ROAD
@@ -193,3 +195,99 @@ def test_measure_tool_reports_metres(live_server, zh):
 
     geodesic = Geod(ellps="WGS84").inv(*a, *b)[2]
     assert metres == pytest.approx(geodesic, rel=0.005)
+
+
+def test_a_slower_older_search_never_shows_beside_the_newer_one(live_server, zh, shots):
+    """Type one road, then another while the first answer is still on its way: only the second is listed."""
+    page = _open(zh, f"{live_server}/")
+    older, newer = "湛南路", "矿工路"
+    held, outcomes = [], []
+
+    def hold_the_older(route):
+        if parse_qs(urlsplit(route.request.url).query).get("q") == [older]:
+            held.append(route)  # answered only when the test says so: slower than the newer query
+        else:
+            route.fallback()
+
+    page.route("**/api/search?*", hold_the_older)
+    for event in ("requestfinished", "requestfailed"):
+        page.on(event, lambda r, e=event: f"q={quote(older)}" in r.url and outcomes.append(e))
+    box = page.locator(".geoapp-search input")
+    box.fill(older)
+    while not held:
+        page.wait_for_timeout(50)
+    box.fill(newer)
+    results = page.locator(".geoapp-search-results li .geoapp-search-title")
+    results.first.wait_for()
+    assert newer in results.first.inner_text()
+    # now the older answer may come: it was abandoned when the newer query went out
+    with contextlib.suppress(Error):  # the page may have given that request up already
+        held[0].continue_()
+    while not outcomes:
+        page.wait_for_timeout(50)
+    page.wait_for_load_state("networkidle")
+    page.evaluate("() => new Promise(requestAnimationFrame)")  # anything the older answer would do is done
+    zh.screenshot(shots, "search-race")
+    titles = results.all_inner_texts()
+    expected = [hit["title"] for hit in _api(live_server, f"/api/search?q={quote(newer)}&limit=20")["results"]]
+    assert titles == expected and all(newer in title for title in titles)
+    assert zh.console_errors == [] and zh.outside == []
+
+
+def test_no_icon_font_nor_old_plugins_and_the_icons_show(live_server, zh, shots):
+    """The locate and measure buttons draw the app's own SVG icons; nothing asks for Font Awesome or the old plugins."""
+    page = _open(zh, f"{live_server}/")
+    page.goto(f"{live_server}/features/waterlogging_points/1")
+    page.wait_for_function("() => window.geoapp && window.geoapp.state && window.geoapp.state.shape")
+    _open(zh, f"{live_server}/")
+    gone = ("fontawesome", "webfonts", "leaflet-draw", "leaflet.draw", "leaflet-measure", ".woff", ".ttf")
+    assert [url for url in zh.requests if any(name in url.lower() for name in gone)] == []
+    for selector, svg in ((".leaflet-control-locate a", "locate.svg"), (".geoapp-measure-button", "ruler.svg")):
+        button = page.locator(selector)
+        icon = button.locator(".geoapp-icon")
+        assert svg in icon.evaluate("i => getComputedStyle(i).maskImage")
+        box, frame = icon.bounding_box(), button.bounding_box()
+        assert box["width"] >= 14 and box["height"] >= 14  # drawn, not an empty box or a missing glyph
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]  # inside its button
+        assert any(url.endswith(f"/static/icons/{svg}") for url in zh.requests)
+    assert zh.console_errors == [] and zh.outside == []
+
+
+def _overlapping(boxes: dict[str, dict]) -> list[tuple[str, str]]:
+    def meet(a, b):
+        return (
+            a["x"] < b["x"] + b["width"]
+            and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"]
+            and (b["y"] < a["y"] + a["height"])
+        )
+
+    names = sorted(boxes)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if meet(boxes[a], boxes[b])]
+
+
+def test_on_a_phone_the_layers_and_the_legend_fold_and_no_control_covers_another(browser, live_server, shots):
+    from tests.browser.conftest import watch
+
+    phone_size = {"width": 390, "height": 844}
+    context = browser.new_context(locale="zh-CN", viewport=phone_size, is_mobile=True, has_touch=True)
+    phone = watch(context)
+    page = _open(phone, f"{live_server}/")
+    phone.screenshot(shots, "phone-folded")
+    layers, legend = page.locator(".leaflet-control-layers"), page.locator(".geoapp-legend")
+    # folded: a button each, the checkboxes and swatches out of the way
+    assert layers.locator("input[type=checkbox]").first.is_hidden()
+    assert legend.locator(".geoapp-legend-row").first.is_hidden()
+    controls = page.locator(".leaflet-control:visible")
+    boxes = {f"{i}:{c.get_attribute('class')}": c.bounding_box() for i, c in enumerate(controls.all())}
+    assert _overlapping(boxes) == []
+    top = page.locator(".geoapp-topbar").bounding_box()
+    assert top["height"] <= 56  # the top bar stays one line high
+    layers.locator(".geoapp-fold-toggle").tap()
+    assert layers.locator("input[type=checkbox]").first.is_visible()
+    assert "防汛" in layers.inner_text()
+    phone.screenshot(shots, "phone-layers-open")
+    legend.locator(".geoapp-fold-toggle").tap()
+    assert legend.locator(".geoapp-legend-row").first.is_visible()
+    assert phone.console_errors == [] and phone.outside == []
+    context.close()
