@@ -122,7 +122,7 @@ def actor() -> Actor:
     user = g.get("user")
     if user is None:
         return Actor("anonymous", "anonymous", request.remote_addr)
-    return Actor(user.name, user.kind, request.remote_addr)
+    return Actor(user.name, user.kind, request.remote_addr, user.roles)
 
 
 def require_edit(layer: Layer) -> Principal:
@@ -191,7 +191,7 @@ def login():
         flash(_("Wrong name or password."), "error")
         return render_template("login.html", title=_("Sign in"), next=target, name=name), 401
     store.login_succeeded(attempt)
-    store.record(Actor(user.name, "user", address), "login")
+    store.record(Actor(user.name, "user", address, frozenset(user.roles)), "login")
     _start_session(user.name, user.epoch, now)
     current_app.logger.info("sign-in: %s from %s", user.name, address)
     return redirect(target)
