@@ -69,6 +69,23 @@ SETTINGS = (
         "Folder where the tile proxy keeps each tile it fetched (files 0600), so that the key is spent once per tile.",
     ),
     Setting("GEOAPP_TILE_CACHE_MB", "512", "Most the tile cache may hold, in MB (the oldest tiles go first); 0: none."),
+    Setting(
+        "GEOAPP_MAX_BODY_MB",
+        "4",
+        "Largest request body accepted, in MB; a larger one is refused with 413 before it is read.",
+    ),
+    Setting(
+        "GEOAPP_BASE_URL",
+        "",
+        "Public address of the app (https://onemap.example.gov.cn): absolute links are built on it, whatever "
+        "Host a request names. Empty: on the request's host, which must be one of GEOAPP_TRUSTED_HOSTS.",
+    ),
+    Setting(
+        "GEOAPP_TRUSTED_HOSTS",
+        "",
+        "Host names the app answers for, comma-separated (.example.gov.cn: every subdomain); any other Host "
+        "is refused with 400. The host of GEOAPP_BASE_URL is always trusted; empty: localhost and 127.0.0.1 too.",
+    ),
 )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlsplit
+
 from flask import Flask
 from flask_compress import Compress
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,17 +17,23 @@ from geoapp.errors import ConfigError
 from geoapp.web import errors, i18n, maps, security
 
 GEOJSON = "application/geo+json"
+#: host names trusted when no other is configured: the machine itself, as ``make run`` serves it
+LOOPBACK = ("localhost", "127.0.0.1")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, the layer registry (validated now), blueprints, CLI."""
+    # what the app creates (the store, its journal, the instance folder, cached tiles) is its owner's alone
+    os.umask(0o077)
     app = Flask(__name__, instance_relative_config=True, template_folder=str(config.PROJECT_ROOT / "templates"))
     config.load(app, test_config)
     app.config.setdefault(
         "COMPRESS_MIMETYPES", ["application/json", GEOJSON, "text/html", "text/css", "text/javascript"]
     )
     app.json.ensure_ascii = False
-    app.config.setdefault("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)  # an edit is a feature, not a data set
+    # Flask has these keys already (None), so setdefault would leave them unset
+    app.config["MAX_CONTENT_LENGTH"] = int(config.number(app.config, "GEOAPP_MAX_BODY_MB") * 1024 * 1024)
+    _hosts(app)
     proxies = int(app.config["GEOAPP_PROXIES"])
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
@@ -55,6 +64,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     tiles.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _hosts(app: Flask) -> None:
+    """Build absolute links on GEOAPP_BASE_URL, and refuse a Host header the app does not answer for."""
+    base = app.config["GEOAPP_BASE_URL"].strip()
+    trusted = [h.strip() for h in app.config["GEOAPP_TRUSTED_HOSTS"].split(",") if h.strip()] or list(LOOPBACK)
+    if base:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ConfigError(
+                f"GEOAPP_BASE_URL must be like https://onemap.example.gov.cn, not {base!r}",
+                parameter="GEOAPP_BASE_URL",
+            )
+        app.config["SERVER_NAME"] = parts.netloc
+        app.config["PREFERRED_URL_SCHEME"] = parts.scheme
+        trusted.append(parts.hostname)
+    app.config["TRUSTED_HOSTS"] = trusted
 
 
 def service(app: Flask | None = None) -> Service:

@@ -26,14 +26,14 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 
 from geoapp.core import accounts
 from geoapp.core.accounts import LoginPolicy, Passwords, Principal, token_digest
 from geoapp.core.layers import Layer
 from geoapp.errors import Forbidden, TooManyAttempts, Unauthorized
 from geoapp.store.base import Actor
-from geoapp.web import errors, service
+from geoapp.web import service
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -62,12 +62,7 @@ def init_app(app: Flask) -> None:
     app.extensions["geoapp.login_policy"] = app.config.get("LOGIN_POLICY") or LoginPolicy()
     csrf.init_app(app)
     app.before_request(_load_principal)
-    app.register_blueprint(bp)
-
-    @app.errorhandler(CSRFError)
-    def _csrf_error(exc: CSRFError):
-        error = Forbidden(f"CSRF check failed: {exc.description}", parameter="csrf_token")
-        return errors.respond(error.to_dict(), error.status)
+    app.register_blueprint(bp)  # a failed CSRF check is answered by geoapp.web.errors, as every error is
 
 
 def _instance_secret(instance: Path) -> str:

@@ -1,10 +1,11 @@
-"""Security headers on every response, and a Content-Security-Policy with a nonce for the map's inline scripts."""
+"""Security headers on every response, a Content-Security-Policy with a nonce for the map's inline scripts, and
+caching rules: what a signed-in user or a token sees is never stored, what varies by sign-in says so."""
 
 from __future__ import annotations
 
 import secrets
 
-from flask import Flask, g
+from flask import Flask, g, request, session
 
 
 def nonce() -> str:
@@ -20,6 +21,7 @@ def init_app(app: Flask, tile_origins: tuple[str, ...] = ()) -> None:
 
     @app.after_request
     def _headers(response):
+        _caching(response)
         headers = response.headers
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
@@ -34,3 +36,20 @@ def init_app(app: Flask, tile_origins: tuple[str, ...] = ()) -> None:
                 "frame-ancestors 'none'; form-action 'self'"
             )
         return response
+
+
+def _caching(response) -> None:
+    """``private, no-store`` for staff; ``Vary: Cookie, Authorization`` on whatever depends on who asks.
+
+    Responses their view marks public (tiles, vendor assets) and the app's static files are the same for
+    everyone and keep their caching; so do the public's API answers (ETag), which vary by sign-in.
+    """
+    if response.cache_control.public or request.endpoint == "static":
+        return
+    response.vary.update(("Cookie", "Authorization"))
+    # g.user is the principal of this request; the session also holds one that has just signed in
+    if g.get("user") is not None or session.get("user") is not None:
+        response.cache_control.no_store = True
+        response.cache_control.private = True
+        response.cache_control.no_cache = None
+        response.cache_control.max_age = None

@@ -67,3 +67,51 @@ def test_osm_basemap_loads_only_its_tiles_from_outside(browser, demo_gpkg, tmp_p
         context.close()
     finally:
         stop_server(proc)
+
+
+def test_tianditu_tiles_reach_the_page_through_the_proxy_and_the_key_does_not(browser, demo_gpkg, tmp_path_factory):
+    from tests.test_tiles import Upstream, image
+
+    key = "tk-browser-0123456789"
+    upstream = Upstream(image)
+    folder = tmp_path_factory.mktemp("tianditu")
+    proc, base = serve(
+        demo_gpkg,
+        folder / "gunicorn.log",
+        GEOAPP_BASEMAP="tianditu",
+        GEOAPP_TIANDITU_KEY=key,
+        GEOAPP_TIANDITU_URL=upstream.url + "/{layer}_w/wmts",
+        GEOAPP_TILE_CACHE=str(folder / "tiles"),
+    )
+    busy = "the server responded with a status of 503"
+    try:
+        context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 800})
+        # a first view on an empty cache: the proxy fetches two tiles at a time and answers 503 past that
+        first = watch(context)
+        first.page.goto(f"{base}/")
+        first.page.wait_for_function(READY)
+        first.page.wait_for_function("() => document.querySelectorAll('.leaflet-tile-loaded').length > 0")
+        assert first.outside == [] and [e for e in first.console_errors if busy not in e] == []
+        tiles = [u for u in first.requests if "/tiles/tianditu/" in u]
+        assert any("/vec/" in u for u in tiles) and any("/cva/" in u for u in tiles)
+        assert not any(key in u for u in first.requests) and key not in first.page.content()
+        assert upstream.seen and all(f"tk={key}" in path for path in upstream.seen)  # the server added it
+        first.page.close()
+        # the tiles it fetched are kept: the same view again loads every tile, none from the upstream twice
+        seen = len(upstream.seen)
+        for _ in range(10):  # each view keeps what it fetched; tiles answered 503 are asked again
+            again = watch(context)
+            again.page.goto(f"{base}/")
+            again.page.wait_for_function(READY)
+            if again.console_errors == []:
+                break
+            again.page.close()
+        assert again.console_errors == [] and again.outside == []
+        again.page.wait_for_function(
+            "() => [...document.querySelectorAll('img.leaflet-tile')].every(t => t.complete && t.naturalWidth > 0)"
+        )
+        assert len(set(upstream.seen)) == len(upstream.seen) >= seen
+        context.close()
+    finally:
+        stop_server(proc)
+        upstream.close()
