@@ -9,6 +9,7 @@ trickling bytes (even in its headers) would hold the thread for as long as it li
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import socket
@@ -131,14 +132,10 @@ def fetch(url: str, *, deadline: float, max_bytes: int = MAX_TILE_BYTES) -> tupl
         conn.close()
 
 
-_TLS_CONTEXT: ssl.SSLContext | None = None
-
-
+@functools.cache
 def _tls() -> ssl.SSLContext:
-    global _TLS_CONTEXT
-    if _TLS_CONTEXT is None:
-        _TLS_CONTEXT = ssl.create_default_context()
-    return _TLS_CONTEXT
+    """One TLS context (the system's CA certificates, host names checked) for every fetch."""
+    return ssl.create_default_context()
 
 
 @dataclass(frozen=True)
