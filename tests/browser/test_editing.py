@@ -313,6 +313,10 @@ def test_an_editor_sees_geomans_tools_with_chinese_titles_or_english_ones(editin
     page.mouse.move(*_screen(page, lon, lat))
     assert page.locator(".leaflet-tooltip").filter(has_text="单击地图放置点").count() == 1
     assert page.locator(".leaflet-pm-actions-container").filter(has_text="取消").count() == 1
+    page.keyboard.press("Escape")  # stops drawing, as 取消 does: a click then places nothing
+    assert page.locator(".leaflet-pm-actions-container").filter(has_text="取消").is_hidden()
+    page.mouse.click(*_screen(page, lon, lat))
+    assert page.locator(".geoapp-new-feature").count() == 0
     page.get_by_role("link", name="English").click()
     page.wait_for_function(READY)
     assert titles() == {"Draw a line", "Draw an area"}
@@ -331,6 +335,13 @@ def test_a_planner_moves_a_point_with_the_shape_editor(editing_site, contexts, s
     planner = contexts()
     page = _sign_in(planner, base, "plan")
     _open_map(page, base, lon, lat)
+    popup = _open_popup(page, lon, lat)
+    popup.locator("button.geoapp-edit-shape").click()
+    page.locator(".geoapp-editbar").wait_for()
+    page.keyboard.press("Escape")  # changed my mind: as Cancel, the station is drawn as it was
+    assert page.locator(".geoapp-editbar, path.geoapp-editing").count() == 0
+    page.wait_for_function(f"() => window.geoapp.state.layers.{STATIONS}.find({fid}) !== undefined")
+    page.locator(".leaflet-popup").wait_for(state="detached")
     popup = _open_popup(page, lon, lat)
     popup.locator("button.geoapp-edit-shape").click()
     page.locator("path.geoapp-editing").wait_for()  # the editable copy of the station

@@ -36,6 +36,7 @@ export function setUpGeoman(map, { lang, text, drafts }) {
     snappable: true,
     snapDistance: SNAP_DISTANCE_PX,
     allowSelfIntersection: false,
+    exitModeOnEscape: true, // Escape stops drawing, as Cancel does
     pathOptions: EDIT_STYLE,
     templineStyle: EDIT_STYLE,
     hintlineStyle: { ...EDIT_STYLE, dashArray: "2 6" },

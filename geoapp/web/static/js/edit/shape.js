@@ -52,6 +52,9 @@ export function shapeEditor(page) {
     const apiLayer = end();
     if (apiLayer) apiLayer.refresh(true); // draw the feature as it was
   };
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && session) cancel(); // as the Cancel button does
+  });
   const save = async (saveButton) => {
     const { apiLayer, feature, copy } = session;
     saveButton.disabled = true;
