@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 from geoapp.config import PROJECT_ROOT
 from geoapp.errors import ConfigError
 from geoapp.web import create_app
+from tests.conftest import SETUP
 
 
 class Resources(HTMLParser):
@@ -156,6 +157,7 @@ def test_hostile_context_values_cannot_close_the_script(database, registry):
         "roads",
         {"name": "</script><script>alert(1)</script>", "kind": "branch"},
         shapely.LineString([(113.30, 33.73), (113.301, 33.73)]),
+        actor=SETUP,
     )
     store.close()
     html = _app(database, GEOAPP_BASEMAP="none").test_client().get("/").get_data(as_text=True)
