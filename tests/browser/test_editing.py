@@ -350,11 +350,11 @@ def test_a_planner_moves_a_point_with_the_shape_editor(editing_site, contexts, s
     page.keyboard.down("Alt")
     _drag(page, (x, y), (x + 60, y - 30))
     page.keyboard.up("Alt")
+    moved = _lonlat(page, x + 60, y - 30)  # before the reopened popup pans the map
     planner.screenshot(shots, "editing-move")
     page.locator(".geoapp-editbar button.geoapp-save").click()
     _popup_saying(page, "ok")
     assert page.locator(".geoapp-editbar").count() == 0
-    moved = _lonlat(page, x + 60, y - 30)
     after = _feature(base, STATIONS, fid)
     assert after["version"] == before["version"] + 1
     assert after["geometry"]["coordinates"] == pytest.approx(moved, abs=2e-5)

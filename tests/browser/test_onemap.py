@@ -289,5 +289,29 @@ def test_on_a_phone_the_layers_and_the_legend_fold_and_no_control_covers_another
     phone.screenshot(shots, "phone-layers-open")
     legend.locator(".geoapp-fold-toggle").tap()
     assert legend.locator(".geoapp-legend-row").first.is_visible()
+    legend.locator(".geoapp-fold-toggle").tap()
+    # a feature under the control column: its popup opens clear of every control (the map pans for it)
+    page.evaluate(
+        "([lon, lat]) => { const m = window.geoapp.state.map; m.setView([lat, lon], 18, {animate: false});"
+        " m.panBy(m.getSize().divideBy(2).subtract([70, 220]), {animate: false}); }",
+        list(HOSTILE_POINT),
+    )
+    page.wait_for_function(READY)
+    page.wait_for_load_state("networkidle")
+    _click_feature(page, *HOSTILE_POINT)
+    popup = page.locator(".leaflet-popup-content-wrapper")
+    popup.first.wait_for()
+    # the pan that made room fetches the view again, which redraws the popup: wait until it is settled
+    settled, previous = None, None
+    for _ in range(50):
+        page.wait_for_function(READY)
+        page.wait_for_load_state("networkidle")
+        if popup.count() == 1 and (settled := popup.bounding_box()) == previous:
+            break
+        previous = settled
+        page.wait_for_timeout(200)
+    phone.screenshot(shots, "phone-popup")
+    boxes = {f"{i}:{c.get_attribute('class')}": c.bounding_box() for i, c in enumerate(controls.all())}
+    assert [pair for pair in _overlapping({**boxes, "popup": settled}) if "popup" in pair] == []
     assert phone.console_errors == [] and phone.outside == []
     context.close()

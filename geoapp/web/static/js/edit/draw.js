@@ -32,7 +32,11 @@ function fieldInput(field, text) {
   const attrs = { name: field.name, required: "" };
   if (field.values) return choiceSelect(field, field.default, attrs);
   if (field.type === "boolean") {
-    const yesNo = { name: field.name, values: [{ value: "true", label: text.yes }, { value: "false", label: text.no }] };
+    const values = [
+      { value: "true", label: text.yes },
+      { value: "false", label: text.no },
+    ];
+    const yesNo = { name: field.name, values };
     return choiceSelect(yesNo, field.default === null ? null : String(field.default), attrs);
   }
   const type = { integer: "number", number: "number", date: "date" }[field.type] || "text";
@@ -89,7 +93,9 @@ function newFeatureForm(page, apiLayer, drawn, drafts) {
   });
   // closing the form (its ✕, Cancel, or after saving) discards the drawing
   drawn.once("popupclose", () => drafts.removeLayer(drawn));
-  drawn.bindPopup(form, { maxWidth: 320, minWidth: 240, closeOnClick: false, autoClose: false }).openPopup();
+  page.popups.measure();
+  const options = { ...page.popups.options(320), minWidth: 240, closeOnClick: false, autoClose: false };
+  drawn.bindPopup(form, options).openPopup();
   const first = form.querySelector("input, select");
   if (first) first.focus();
 }

@@ -5,7 +5,14 @@
  */
 
 // a point's radius leaves it easy to grab; the dashes say "not saved yet"
-export const EDIT_STYLE = { color: "#d81b60", weight: 3, dashArray: "6 4", fillColor: "#d81b60", fillOpacity: 0.15, radius: 14 };
+export const EDIT_STYLE = {
+  color: "#d81b60",
+  weight: 3,
+  dashArray: "6 4",
+  fillColor: "#d81b60",
+  fillOpacity: 0.15,
+  radius: 14,
+};
 const SNAP_DISTANCE_PX = 15;
 
 /** Geoman's strings for the tools geoapp shows, from the page's translations (never from data). */

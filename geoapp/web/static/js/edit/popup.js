@@ -11,7 +11,8 @@ import { failureText } from "./messages.js";
 export async function saveFeature(page, apiLayer, feature, body) {
   const { api, text } = page;
   try {
-    await api.patch(featurePath(apiLayer.layer.id, feature.id), body, { version: feature.version, accept: "application/geo+json" });
+    const options = { version: feature.version, accept: "application/geo+json" };
+    await api.patch(featurePath(apiLayer.layer.id, feature.id), body, options);
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     if (err.status !== 409) return failureText(text, err);

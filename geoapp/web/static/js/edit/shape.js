@@ -61,7 +61,8 @@ export function shapeEditor(page) {
     say(bar.message, text.saving, "busy");
     const geometry = geometryOf(copy, apiLayer.layer, shift);
     try {
-      await api.patch(featurePath(apiLayer.layer.id, feature.id), { geometry }, { version: feature.version, accept: "application/geo+json" });
+      const options = { version: feature.version, accept: "application/geo+json" };
+      await api.patch(featurePath(apiLayer.layer.id, feature.id), { geometry }, options);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       saveButton.disabled = false;

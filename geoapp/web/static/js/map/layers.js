@@ -7,7 +7,7 @@ import { featurePath, isAbort } from "../lib/api.js";
 import { el } from "../lib/dom.js";
 import { titleOf } from "../lib/format.js";
 import { featureTarget, replaceAll } from "./cluster.js";
-import { popupContent } from "./popup.js";
+import { PopupPlacement, popupContent } from "./popup.js";
 import { featureStyle, pointStyle } from "./styles.js";
 
 const MOVE_SETTLE_MS = 150;
@@ -18,7 +18,7 @@ export function layerDef(config) {
 }
 
 export class ApiLayer {
-  /** ``page``: {map, api, shift, cfg, text, status, editor, restack} shared by the page's layers. */
+  /** ``page``: {map, api, shift, cfg, text, status, editor, restack, popups} shared by the page's layers. */
   constructor(page, group, layer) {
     this.page = page;
     this.map = page.map;
@@ -77,12 +77,13 @@ export class ApiLayer {
 
   draw(payload) {
     const { layer } = this;
+    const placement = this.page.popups.options(360);
     const geo = L.geoJSON(this.page.shift.geojson(payload), {
       filter: (feature) => feature.id !== this.editingId,
       pointToLayer: (feature, latlng) => L.circleMarker(latlng, pointStyle(layer, feature)),
       style: featureStyle(layer),
       onEachFeature: (feature, item) => {
-        item.bindPopup(() => this.popupFor(feature), { maxWidth: 360 });
+        item.bindPopup(() => this.popupFor(feature), placement);
         item.bindTooltip(el("span", { text: titleOf(layer, feature) }), { sticky: true });
         item.on("popupopen", () => (this.openId = feature.id));
         item.on("popupclose", () => {
@@ -125,6 +126,7 @@ export class ApiLayer {
    * kept, unless the feature changed or there is news about it.
    */
   popupFor(feature) {
+    this.page.popups.measure();
     const kept = this.kept;
     if (kept && !this.note && kept.id === feature.id && kept.version === feature.version) return kept.node;
     const { editor, text, cfg } = this.page;
@@ -161,6 +163,7 @@ export class ApiLayer {
  * view settles or a layer is switched on. Returns {byId, refreshAll}.
  */
 export function apiLayers(page, groups, defs) {
+  page.popups = new PopupPlacement(page.map);
   const byId = {};
   defs.forEach((def) => (byId[def.id] = new ApiLayer(page, groups[def.id], def)));
   // all vectors share one canvas, drawn in the order they arrive: keep the declared order instead

@@ -30,9 +30,11 @@ export function measureControl(page) {
   const { map, text, shift } = page;
   const control = L.control({ position: "topleft" });
   control.onAdd = () => {
-    const toggle = el("a", { href: "#", role: "button", title: text.measure, "aria-label": text.measure, class: "geoapp-measure-button" }, [
-      icon("ruler"),
-    ]);
+    const toggle = el(
+      "a",
+      { href: "#", role: "button", title: text.measure, "aria-label": text.measure, class: "geoapp-measure-button" },
+      [icon("ruler")],
+    );
     const readout = el("div", { class: "geoapp-measure-readout", role: "status" });
     const box = el("div", { class: "leaflet-bar geoapp-measure" }, [toggle, readout]);
     const drawn = L.featureGroup().addTo(map);

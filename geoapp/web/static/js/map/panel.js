@@ -1,7 +1,7 @@
 /*
  * On a phone the layer control and the legend would cover the map: there each folds into a
  * button that opens it (the stylesheet decides when; on a desk both stay open and the button
- * is hidden). A click on the map folds them again.
+ * is hidden). A click on the map, or a popup opening, folds them again.
  */
 import { el, icon } from "../lib/dom.js";
 
@@ -21,6 +21,7 @@ export function foldable(map, container, { label, iconName }) {
   container.classList.add("geoapp-foldable");
   container.insertBefore(toggle, container.firstChild);
   L.DomEvent.disableClickPropagation(toggle);
-  map.on("click", () => set(false));
+  // a click on the map or a feature's popup folds it again: the map is what the user turned to
+  map.on("click popupopen", () => set(false));
   return { open: () => set(true), close: () => set(false) };
 }

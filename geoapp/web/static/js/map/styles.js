@@ -6,7 +6,8 @@ export function colourOf(layer, feature) {
 }
 
 export function pointStyle(layer, feature) {
-  return { radius: layer.style.radius, color: "#ffffff", weight: 1.5, fillColor: colourOf(layer, feature), fillOpacity: 0.95 };
+  const fillColor = colourOf(layer, feature);
+  return { radius: layer.style.radius, color: "#ffffff", weight: 1.5, fillColor, fillOpacity: 0.95 };
 }
 
 export function shapeStyle(layer, feature) {
@@ -16,7 +17,8 @@ export function shapeStyle(layer, feature) {
 
 /** Leaflet's ``style`` option for a layer that may hold points, lines and areas. */
 export function featureStyle(layer) {
-  return (feature) => (feature.geometry.type.endsWith("Point") ? pointStyle(layer, feature) : shapeStyle(layer, feature));
+  return (feature) =>
+    feature.geometry.type.endsWith("Point") ? pointStyle(layer, feature) : shapeStyle(layer, feature);
 }
 
 /** The context layers (district boundary, roads): a railway is drawn dashed. */
