@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from geoapp.core.layers import Layer
+from geoapp.core.permissions import ROLES
 from geoapp.errors import InvalidParameter, TooManyAttempts
 
-ROLES = ("viewer", "planner", "commander", "sensor", "admin")
-#: roles that may read internal fields (a sensor only posts readings)
-STAFF = frozenset({"viewer", "planner", "commander", "admin"})
 MIN_PASSWORD = 10
 
 NAME = re.compile(r"[\w.@-]{1,64}")
@@ -47,18 +44,7 @@ class Principal:
 
     name: str
     kind: str  # user | token
-    roles: frozenset[str]
-
-    @property
-    def staff(self) -> bool:
-        return bool(self.roles & STAFF)
-
-    @property
-    def admin(self) -> bool:
-        return "admin" in self.roles
-
-    def may_edit(self, layer: Layer) -> bool:
-        return self.admin or bool(self.roles & set(layer.editors))
+    roles: frozenset[str]  # what they may do is geoapp.core.permissions' answer
 
 
 def check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:

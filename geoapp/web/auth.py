@@ -28,12 +28,12 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFProtect
 
-from geoapp.core import accounts
+from geoapp.core import accounts, permissions
 from geoapp.core.accounts import LoginPolicy, Passwords, Principal, token_digest
-from geoapp.core.layers import Layer
-from geoapp.errors import Forbidden, TooManyAttempts, Unauthorized
+from geoapp.errors import TooManyAttempts, Unauthorized
 from geoapp.store.base import Actor
 from geoapp.web import service
+from geoapp.web.access import caller
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -112,24 +112,6 @@ def policy(app: Flask | None = None) -> LoginPolicy:
     return (app or current_app).extensions["geoapp.login_policy"]
 
 
-def actor() -> Actor:
-    """The audit trail's view of the caller."""
-    user = g.get("user")
-    if user is None:
-        return Actor("anonymous", "anonymous", request.remote_addr)
-    return Actor(user.name, user.kind, request.remote_addr, user.roles)
-
-
-def require_edit(layer: Layer) -> Principal:
-    user = g.get("user")
-    if user is None:
-        raise Unauthorized("sign in (or send a Bearer token) to change features", parameter="Authorization")
-    if not user.may_edit(layer):
-        roles = ", ".join(["admin", *layer.editors])
-        raise Forbidden(f"changing {layer.id} needs one of the roles: {roles}", parameter="role")
-    return user
-
-
 def require_role(*roles: str):
     """Decorate a view: staff with one of ``roles`` (any staff role if none given); pages redirect to login."""
 
@@ -137,13 +119,9 @@ def require_role(*roles: str):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             user = g.get("user")
-            if user is None:
-                if request.path.startswith("/api/"):
-                    raise Unauthorized("sign in to see this", parameter="Authorization")
+            if user is None and not request.path.startswith("/api/"):
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-            allowed = (user.roles & set(roles)) if roles else user.staff
-            if not allowed and not user.admin:
-                raise Forbidden(f"this needs one of the roles: {', '.join(roles) or 'staff'}", parameter="role")
+            permissions.require_role(user, roles)
             return view(*args, **kwargs)
 
         return wrapped
@@ -232,6 +210,6 @@ def logout():
     if isinstance(sid, str):
         service().store.end_session(token_digest(sid), policy().clock())
     if g.get("user") is not None:
-        service().store.record(actor(), "logout")
+        service().store.record(caller(), "logout")
     session.clear()
     return redirect(url_for("pages.index"))
