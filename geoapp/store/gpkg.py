@@ -16,11 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,43 +31,32 @@ import pandas as pd
 import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy.dialects import sqlite
 
 from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
 from geoapp.core.layers import Layer, Registry
 from geoapp.core.validate import prepare
-from geoapp.errors import InvalidParameter, NotFound, StoreBusy, StoreError, TooManyAttempts, VersionConflict
+from geoapp.errors import NotFound, StoreBusy, StoreError, VersionConflict
+from geoapp.store import tables
 from geoapp.store.base import (
     VERSION_COLUMN,
     Actor,
-    AuditEntry,
-    DeletedFeature,
     Delta,
     Feature,
     LayerData,
     Problem,
     Store,
-    Token,
-    User,
 )
+from geoapp.store.records import Records, audit_row, now
 
 SCHEMA_VERSION = "3"
 #: how long a write waits for another writer's lock before answering "busy" (503)
 BUSY_TIMEOUT_S = 10.0
 
-# Tables of geoapp's own beside the layers (not registered in gpkg_contents, so GIS clients list only
-# the layers). CREATE ... IF NOT EXISTS: opening a store made by an older geoapp adds what it lacks.
-ADMIN_SCHEMA = """
-CREATE TABLE IF NOT EXISTS geoapp_users (
-    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS geoapp_tokens (
-    name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, roles TEXT NOT NULL,
-    created_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT);
-CREATE TABLE IF NOT EXISTS geoapp_audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, actor_kind TEXT NOT NULL,
-    action TEXT NOT NULL, layer TEXT, fid INTEGER, changes TEXT NOT NULL, address TEXT);
-CREATE INDEX IF NOT EXISTS geoapp_audit_feature ON geoapp_audit (layer, fid);
-CREATE INDEX IF NOT EXISTS geoapp_audit_at ON geoapp_audit (at);
+# geoapp's own tables beside the layers are declared once in geoapp.store.tables (not registered in
+# gpkg_contents, so GIS clients list only the layers); what SQLite alone says is here: the audit
+# trail is append-only. IF NOT EXISTS: opening a store made by an older geoapp adds what it lacks.
+AUDIT_TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_update BEFORE UPDATE ON geoapp_audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_delete BEFORE DELETE ON geoapp_audit
@@ -77,26 +65,6 @@ CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_delete BEFORE DELETE ON geoapp_audi
 CREATE TRIGGER IF NOT EXISTS geoapp_audit_no_replace BEFORE INSERT ON geoapp_audit
     WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM geoapp_audit WHERE id = NEW.id)
     BEGIN SELECT RAISE(ABORT, 'the audit trail cannot be changed'); END;
-CREATE TABLE IF NOT EXISTS geoapp_deleted (
-    layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL, geom BLOB NOT NULL,
-    properties TEXT NOT NULL, deleted_at TEXT NOT NULL, deleted_by TEXT NOT NULL, PRIMARY KEY (layer, fid));
-CREATE TABLE IF NOT EXISTS geoapp_login_attempts (
-    attempt TEXT NOT NULL, account TEXT NOT NULL, address TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS geoapp_login_attempts_pair ON geoapp_login_attempts (account, address, at);
-CREATE INDEX IF NOT EXISTS geoapp_login_attempts_address ON geoapp_login_attempts (address, at);
-CREATE INDEX IF NOT EXISTS geoapp_login_attempts_at ON geoapp_login_attempts (at);
-CREATE INDEX IF NOT EXISTS geoapp_login_attempts_attempt ON geoapp_login_attempts (attempt);
-CREATE TABLE IF NOT EXISTS geoapp_login_refusals (
-    account TEXT NOT NULL, address TEXT NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL,
-    count INTEGER NOT NULL, PRIMARY KEY (account, address));
-CREATE INDEX IF NOT EXISTS geoapp_login_refusals_first ON geoapp_login_refusals (first_at);
-CREATE TABLE IF NOT EXISTS geoapp_sessions (
-    session_hash TEXT PRIMARY KEY, user TEXT NOT NULL, started_at REAL NOT NULL, expires_at REAL NOT NULL,
-    ended_at REAL);
-CREATE INDEX IF NOT EXISTS geoapp_sessions_expires ON geoapp_sessions (expires_at);
-CREATE TABLE IF NOT EXISTS geoapp_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, fid INTEGER NOT NULL, version INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS geoapp_changes_layer ON geoapp_changes (layer, version);
 """
 
 # Per layer: whoever inserts, updates or deletes a row raises the layer's version and logs the fid;
@@ -183,8 +151,10 @@ def _st_bound(i: int):
 # -- the store --------------------------------------------------------------------------------
 
 
-class GeoPackageStore(Store):
+class GeoPackageStore(Records, Store):
     backend = "gpkg"
+    dialect = sqlite.dialect()
+    decode_geometry = staticmethod(decode)
 
     def __init__(self, registry: Registry, location: str, *, busy_timeout: float = BUSY_TIMEOUT_S):
         super().__init__(registry, location)
@@ -354,7 +324,7 @@ class GeoPackageStore(Store):
             for record, geom in zip(records, geoms, strict=True):
                 fid = self._insert_row(conn, layer_id, record, geom, 1)
                 changes = {name: [None, value] for name, value in record.items() if value is not None}
-                _audit(conn, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
+                audit_row(conn, self.dialect, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
                 out.append(Feature(layer_id, fid, geom, record, 1))
         return out
 
@@ -398,7 +368,7 @@ class GeoPackageStore(Store):
                 f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = ? WHERE fid = ?",
                 [encode(geom), *map(_sql, record.values()), current.version + 1, fid],
             )
-            _audit(conn, actor, "update", layer_id, fid, changes)
+            audit_row(conn, self.dialect, actor, "update", layer_id, fid, changes)
         return Feature(layer_id, fid, geom, record, current.version + 1)
 
     def delete(self, layer_id: str, fid: int, *, expected_version: int, actor: Actor) -> None:
@@ -414,23 +384,12 @@ class GeoPackageStore(Store):
                     current.version,
                     encode(current.geometry) if current.geometry is not None else b"",
                     json.dumps(current.properties, ensure_ascii=False),
-                    _now(),
+                    now(),
                     actor.name,
                 ),
             )
             conn.execute(f"DELETE FROM {_q(layer_id)} WHERE fid = ?", (fid,))
-            _audit(conn, actor, "delete", layer_id, fid, {"version": [current.version, None]})
-
-    def deleted(self, layer_id: str | None = None) -> list[DeletedFeature]:
-        sql = "SELECT layer, fid, version, geom, properties, deleted_at, deleted_by FROM geoapp_deleted"
-        rows = self._conn().execute(
-            sql + (" WHERE layer = ?" if layer_id else "") + " ORDER BY deleted_at DESC, fid",
-            (layer_id,) if layer_id else (),
-        )
-        return [
-            DeletedFeature(Feature(layer, fid, decode(geom or None), json.loads(props), version), at, by)
-            for layer, fid, version, geom, props, at, by in rows
-        ]
+            audit_row(conn, self.dialect, actor, "delete", layer_id, fid, {"version": [current.version, None]})
 
     def restore(self, layer_id: str, fid: int, *, actor: Actor) -> Feature:
         layer = self._layer(layer_id)
@@ -450,7 +409,7 @@ class GeoPackageStore(Store):
             self._insert_row(conn, layer_id, record, geom, version + 1, fid=fid)
             conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
             _touch_contents(conn, layer_id, geom)
-            _audit(conn, actor, "restore", layer_id, fid, {"version": [None, version + 1]})
+            audit_row(conn, self.dialect, actor, "restore", layer_id, fid, {"version": [None, version + 1]})
         return Feature(layer_id, fid, geom, record, version + 1)
 
     def _current(self, conn, layer: Layer, fid: int, expected_version: int) -> Feature:
@@ -490,186 +449,6 @@ class GeoPackageStore(Store):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    # -- accounts, tokens, audit --------------------------------------------------------------
-
-    def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], *, actor: Actor) -> User:
-        with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
-                raise InvalidParameter(f"user {name!r} exists already", parameter="name")
-            conn.execute(
-                "INSERT INTO geoapp_users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
-                (name, password_hash, ",".join(roles), _now()),
-            )
-            _audit(conn, actor, "user_add", None, None, {"user": [None, name], "roles": [None, ",".join(roles)]})
-        return self.user(name)
-
-    def user(self, name: str) -> User | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT name, roles, password_hash, disabled, epoch, created_at FROM geoapp_users WHERE name = ?",
-                (name,),
-            )
-            .fetchone()
-        )
-        return None if row is None else _user(row)
-
-    def users(self) -> list[User]:
-        rows = self._conn().execute(
-            "SELECT name, roles, password_hash, disabled, epoch, created_at FROM geoapp_users ORDER BY name"
-        )
-        return [_user(row) for row in rows]
-
-    def change_user(
-        self,
-        name: str,
-        *,
-        password_hash: str | None = None,
-        disabled: bool | None = None,
-        actor: Actor,
-    ) -> User:
-        with self._transaction() as conn:
-            if not conn.execute("SELECT 1 FROM geoapp_users WHERE name = ?", (name,)).fetchone():
-                raise NotFound(f"no user {name!r}", parameter="name")
-            changes: dict[str, list[Any]] = {"user": [name, name]}
-            if password_hash is not None:
-                conn.execute("UPDATE geoapp_users SET password_hash = ? WHERE name = ?", (password_hash, name))
-                changes["password"] = ["(changed)", "(changed)"]
-            if disabled is not None:
-                conn.execute("UPDATE geoapp_users SET disabled = ? WHERE name = ?", (int(disabled), name))
-                changes["disabled"] = [None, disabled]
-            conn.execute("UPDATE geoapp_users SET epoch = epoch + 1 WHERE name = ?", (name,))
-            _audit(conn, actor, "user_change", None, None, changes)
-        return self.user(name)
-
-    def add_token(self, name: str, token_hash: str, roles: tuple[str, ...], *, actor: Actor) -> Token:
-        with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM geoapp_tokens WHERE name = ?", (name,)).fetchone():
-                raise InvalidParameter(f"token {name!r} exists already", parameter="name")
-            conn.execute(
-                "INSERT INTO geoapp_tokens (name, token_hash, roles, created_at) VALUES (?, ?, ?, ?)",
-                (name, token_hash, ",".join(roles), _now()),
-            )
-            _audit(conn, actor, "token_add", None, None, {"token": [None, name], "roles": [None, ",".join(roles)]})
-        return next(t for t in self.tokens() if t.name == name)
-
-    def token(self, token_hash: str) -> Token | None:
-        row = (
-            self._conn()
-            .execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM geoapp_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
-            )
-            .fetchone()
-        )
-        return None if row is None else _token(row)
-
-    def tokens(self) -> list[Token]:
-        rows = self._conn().execute(f"SELECT {_TOKEN_COLUMNS} FROM geoapp_tokens ORDER BY name")
-        return [_token(row) for row in rows]
-
-    def revoke_token(self, name: str, *, actor: Actor) -> Token:
-        with self._transaction() as conn:
-            done = conn.execute(
-                "UPDATE geoapp_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
-            )
-            if not done.rowcount:
-                raise NotFound(f"no live token {name!r}", parameter="name")
-            _audit(conn, actor, "token_revoke", None, None, {"token": [name, None]})
-        return next(t for t in self.tokens() if t.name == name)
-
-    def record(self, actor: Actor, action: str, changes: Mapping[str, Any] | None = None) -> None:
-        with self._transaction() as conn:
-            _audit(conn, actor, action, None, None, dict(changes or {}))
-
-    def history(self, layer_id: str, fid: int) -> list[AuditEntry]:
-        if not 0 < fid < 2**63:
-            return []
-        rows = self._conn().execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM geoapp_audit WHERE layer = ? AND fid = ? ORDER BY id", (layer_id, fid)
-        )
-        return [_entry(row) for row in rows]
-
-    def audit(self, since: str | None = None) -> list[AuditEntry]:
-        rows = self._conn().execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM geoapp_audit WHERE at >= ? ORDER BY id", (since or "",)
-        )
-        return [_entry(row) for row in rows]
-
-    # -- sign-in attempts and sessions -----------------------------------------------------------
-
-    def reserve_login_attempt(
-        self, actor: Actor, at: float, window_s: float, check: Callable[[list[float], list[float], list[float]], None]
-    ) -> str:
-        account, address = actor.name, actor.address or "-"
-        since = at - window_s
-        refused: TooManyAttempts | None = None
-        attempt = secrets.token_hex(8)
-        with self._transaction() as conn:  # BEGIN IMMEDIATE: one attempt at a time reads and counts
-            _flush_login_refusals(conn, since)
-
-            def times(where: str, *args: Any) -> list[float]:
-                sql = f"SELECT at FROM geoapp_login_attempts WHERE {where} AND at >= ? ORDER BY at"
-                return [row[0] for row in conn.execute(sql, (*args, since))]
-
-            try:
-                check(
-                    times("account = ? AND address = ?", account, address),
-                    times("account = ?", account),
-                    times("address = ?", address),
-                )
-            except TooManyAttempts as exc:
-                refused = exc
-                _note_login_refusal(conn, actor, account, address, at)
-            else:
-                conn.execute("INSERT INTO geoapp_login_attempts VALUES (?, ?, ?, ?)", (attempt, account, address, at))
-                # a day of failures is more than any window looks at
-                conn.execute("DELETE FROM geoapp_login_attempts WHERE at < ?", (at - 86400,))
-        if refused is not None:
-            raise refused
-        return attempt
-
-    def login_succeeded(self, attempt: str) -> None:
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT account, address FROM geoapp_login_attempts WHERE attempt = ?", (attempt,)
-            ).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM geoapp_login_attempts WHERE account = ? AND address = ?", row)
-
-    def clear_login_failures(self, name: str, *, actor: Actor | None = None) -> int:
-        with self._transaction() as conn:
-            cleared = conn.execute("DELETE FROM geoapp_login_attempts WHERE account = ?", (name,)).rowcount
-            conn.execute("DELETE FROM geoapp_login_refusals WHERE account = ?", (name,))
-            if actor is not None:
-                _audit(conn, actor, "user_unlock", None, None, {"user": [name, name], "failures": [cleared, 0]})
-        return cleared
-
-    def start_session(self, session_hash: str, user: str, at: float, expires_at: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO geoapp_sessions (session_hash, user, started_at, expires_at) VALUES (?, ?, ?, ?)",
-                (session_hash, user, at, expires_at),
-            )
-            conn.execute("DELETE FROM geoapp_sessions WHERE expires_at < ?", (at - 86400,))
-
-    def session_user(self, session_hash: str, at: float) -> str | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT user FROM geoapp_sessions WHERE session_hash = ? AND ended_at IS NULL AND expires_at > ?",
-                (session_hash, at),
-            )
-            .fetchone()
-        )
-        return None if row is None else row[0]
-
-    def end_session(self, session_hash: str, at: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE geoapp_sessions SET ended_at = ? WHERE session_hash = ? AND ended_at IS NULL",
-                (at, session_hash),
-            )
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -724,8 +503,7 @@ class GeoPackageStore(Store):
             if previous is not None:
                 conn.execute("ATTACH DATABASE ? AS previous", (str(previous),))
             conn.execute("BEGIN")
-            conn.execute("CREATE TABLE geoapp_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("CREATE TABLE geoapp_layer_versions (layer_id TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            _install_schema(conn, registry, triggers=False)
             meta = {
                 "schema_version": SCHEMA_VERSION,
                 "metric_crs": chosen,
@@ -737,8 +515,9 @@ class GeoPackageStore(Store):
             _install_schema(conn, registry)
             if previous is not None:
                 _copy_accounts(conn, previous)
-                _audit(
+                audit_row(
                     conn,
+                    sqlite.dialect(),
                     actor or Actor("cli", "cli"),
                     "store_replace",
                     None,
@@ -766,17 +545,19 @@ class _Unchanged(Exception):
         self.feature = feature
 
 
-_TOKEN_COLUMNS = "name, roles, token_hash, created_at, revoked_at, last_used_at"
-_AUDIT_COLUMNS = "id, at, actor, actor_kind, action, layer, fid, changes, address"
-#: geoapp tables that belong to the layers, not to the accounts: a replaced store does not keep them
-_LAYER_TABLES = {"geoapp_meta", "geoapp_layer_versions", "geoapp_changes", "geoapp_deleted"}
+def _install_schema(conn: sqlite3.Connection, registry: Registry, *, triggers: bool = True) -> None:
+    """geoapp's tables and triggers, and the one registered attributes table that hides the others from GDAL.
 
-
-def _install_schema(conn: sqlite3.Connection, registry: Registry) -> None:
-    """geoapp's tables and triggers, and the one registered attributes table that hides the others from GDAL."""
-    for statement in ADMIN_SCHEMA.split(";\n"):
+    The layer triggers need ``geoapp_layer_versions`` filled: a new store installs the tables first
+    (``triggers=False``), fills the versions, then installs again.
+    """
+    for statement in tables.ddl(sqlite.dialect()):
+        conn.execute(statement)
+    for statement in AUDIT_TRIGGERS.split("END;"):
         if statement.strip():
-            conn.execute(statement)
+            conn.execute(statement + "END;")
+    if not triggers:
+        return
     for layer in registry:
         for statement in _LAYER_TRIGGERS.format(name=layer.id, table=layer.id.replace('"', '""')).split("END;"):
             if statement.strip():
@@ -794,74 +575,17 @@ def _copy_accounts(conn: sqlite3.Connection, previous: Path) -> None:
 
     ``previous`` is attached as ``previous``; an older store's tables give the columns both have.
     """
-    tables = [
+    kept = [
         row[0]
         for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name LIKE 'geoapp%'")
-        if row[0] not in _LAYER_TABLES
+        if row[0] not in tables.LAYER_TABLES
     ]
-    for table in tables:
+    for table in kept:
         old = {row[1] for row in conn.execute(f"PRAGMA previous.table_info({_q(table)})")}
         columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({_q(table)})") if row[1] in old]
         if columns:
             names = ", ".join(map(_q, columns))
             conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM previous.{_q(table)}")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _audit(conn, actor: Actor, action: str, layer: str | None, fid: int | None, changes: Mapping[str, Any]) -> None:
-    """Write an audit row inside the caller's transaction."""
-    conn.execute(
-        "INSERT INTO geoapp_audit (at, actor, actor_kind, action, layer, fid, changes, address) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (_now(), actor.name, actor.kind, action, layer, fid, json.dumps(changes, ensure_ascii=False), actor.address),
-    )
-    if actor.kind == "token":
-        conn.execute("UPDATE geoapp_tokens SET last_used_at = ? WHERE name = ?", (_now(), actor.name))
-
-
-def _note_login_refusal(conn, actor: Actor, account: str, address: str, at: float) -> None:
-    """Count a refused sign-in; only the first of an account and address in a window writes an audit row."""
-    counted = conn.execute(
-        "UPDATE geoapp_login_refusals SET count = count + 1, last_at = ? WHERE account = ? AND address = ?",
-        (at, account, address),
-    ).rowcount
-    if not counted:
-        conn.execute("INSERT INTO geoapp_login_refusals VALUES (?, ?, ?, ?, 1)", (account, address, at, at))
-        _audit(conn, actor, "login_refused", None, None, {"refused": [None, 1]})
-
-
-def _flush_login_refusals(conn, since: float) -> None:
-    """Audit the count of each window of refusals that has passed (if more than its first), then forget it."""
-    closed = conn.execute(
-        "SELECT account, address, first_at, last_at, count FROM geoapp_login_refusals WHERE first_at < ?", (since,)
-    ).fetchall()
-    for account, address, first_at, last_at, count in closed:
-        if count > 1:
-            span = {"from": [None, _iso(first_at)], "to": [None, _iso(last_at)]}
-            _audit(conn, Actor(account, "user", address), "login_refused", None, None, {"refused": [1, count], **span})
-    conn.execute("DELETE FROM geoapp_login_refusals WHERE first_at < ?", (since,))
-
-
-def _iso(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds")
-
-
-def _user(row) -> User:
-    name, roles, password_hash, disabled, epoch, created_at = row
-    return User(name, tuple(roles.split(",")), password_hash, bool(disabled), epoch, created_at)
-
-
-def _token(row) -> Token:
-    name, roles, token_hash, created_at, revoked_at, last_used_at = row
-    return Token(name, tuple(roles.split(",")), token_hash, created_at, revoked_at, last_used_at)
-
-
-def _entry(row) -> AuditEntry:
-    id_, at, actor, kind, action, layer, fid, changes, address = row
-    return AuditEntry(id_, at, actor, kind, action, layer, fid, json.loads(changes), address)
 
 
 def _connect(path: Path, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:

@@ -1,0 +1,149 @@
+"""geoapp's own tables beside the layers, declared once for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Accounts, tokens, sign-in attempts and sessions, the audit trail, soft-deleted features, the
+change log and layer versions. A backend runs the statements built here on its own DB-API
+connection (:func:`run`), so that a change and its audit row stay in one transaction with the
+backend's feature writes; what only one dialect can say (SQLite's triggers that keep the audit
+trail append-only) stays with that backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "geoapp_meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+layer_versions = sa.Table(
+    "geoapp_layer_versions",
+    metadata,
+    sa.Column("layer_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+changes = sa.Table(
+    "geoapp_changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("fid", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("geoapp_changes_layer", "layer", "version"),
+    sqlite_autoincrement=True,
+)
+users = sa.Table(
+    "geoapp_users",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Text, nullable=False),
+)
+tokens = sa.Table(
+    "geoapp_tokens",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
+    sa.Column("last_used_at", sa.Text),
+)
+audit = sa.Table(
+    "geoapp_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("actor_kind", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("layer", sa.Text),
+    sa.Column("fid", sa.BigInteger),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Index("geoapp_audit_feature", "layer", "fid"),
+    sa.Index("geoapp_audit_at", "at"),
+    sqlite_autoincrement=True,
+)
+deleted = sa.Table(
+    "geoapp_deleted",
+    metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("fid", sa.BigInteger, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("geom", sa.LargeBinary, nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("deleted_at", sa.Text, nullable=False),
+    sa.Column("deleted_by", sa.Text, nullable=False),
+)
+login_attempts = sa.Table(
+    "geoapp_login_attempts",
+    metadata,
+    sa.Column("attempt", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("geoapp_login_attempts_pair", "account", "address", "at"),
+    sa.Index("geoapp_login_attempts_address", "address", "at"),
+    sa.Index("geoapp_login_attempts_at", "at"),
+    sa.Index("geoapp_login_attempts_attempt", "attempt"),
+)
+login_refusals = sa.Table(
+    "geoapp_login_refusals",
+    metadata,
+    sa.Column("account", sa.Text, primary_key=True),
+    sa.Column("address", sa.Text, primary_key=True),
+    sa.Column("first_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("geoapp_login_refusals_first", "first_at"),
+)
+sessions = sa.Table(
+    "geoapp_sessions",
+    metadata,
+    sa.Column("session_hash", sa.Text, primary_key=True),
+    sa.Column("user", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
+    sa.Index("geoapp_sessions_expires", "expires_at"),
+)
+
+#: the tables that belong to a store's layers; a store replaced with ``init --force`` keeps the others
+LAYER_TABLES = frozenset({meta.name, layer_versions.name, changes.name, deleted.name})
+
+
+def ddl(dialect: Dialect, tables: Iterable[sa.Table] | None = None) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements (IF NOT EXISTS) for ``tables`` (default: all)."""
+    out = []
+    for table in tables if tables is not None else metadata.sorted_tables:
+        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        out += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)) for index in table.indexes]
+    return out
+
+
+def run(conn: Any, statement: sa.Executable, dialect: Dialect) -> Any:
+    """Run a Core statement on a DB-API connection (in its transaction); return the cursor."""
+    compiled = statement.compile(dialect=dialect)
+    params = compiled.construct_params()
+    processors = compiled._bind_processors
+    values = {key: processors[key](value) if key in processors else value for key, value in params.items()}
+    if dialect.paramstyle in ("qmark", "numeric"):
+        return conn.execute(str(compiled), [values[key] for key in compiled.positiontup])
+    return conn.execute(str(compiled), values)
+
+
+def rows(conn: Any, statement: sa.Executable, dialect: Dialect) -> Sequence[tuple]:
+    """The rows a Core SELECT gives."""
+    return run(conn, statement, dialect).fetchall()
