@@ -208,6 +208,26 @@ class Store(ABC):
         self.registry = registry
         self.location = location
 
+    @classmethod
+    @abstractmethod
+    def create(
+        cls,
+        registry: Registry,
+        location: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        force: bool = False,
+        demo: bool = False,
+        crs: str | None = None,
+        keep_accounts: bool = True,
+        actor: Actor | None = None,
+    ) -> Store:
+        """Make a store holding every registered layer (``data``: GeoDataFrames by layer id), all or nothing.
+
+        An existing store is replaced only with ``force``; its accounts, tokens and audit trail are kept
+        (and the replacement recorded) unless ``keep_accounts`` is false.
+        """
+
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
