@@ -17,9 +17,10 @@ from geoapp.core.geojson import read_area
 from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter
 from geoapp.store.base import FeatureReader, Query
-from geoapp.store.memindex import MAX_K, MAX_RADIUS_M
 
 DEFAULT_LIMIT = 100
+MAX_RADIUS_M = 50_000  # a radius search covers a district, not a province
+MAX_K = 1000
 MAX_LIMIT = 10_000
 SPATIAL_PARAMETERS = ("bbox", "near", "radius", "nearest", "k", "within", "limit", "offset")
 

@@ -46,8 +46,6 @@ from geoapp.store.base import (
 
 log = logging.getLogger(__name__)
 
-MAX_RADIUS_M = 50_000
-MAX_K = 1000
 BRUTE_FORCE_NEAREST = 2000  # up to this many candidates, k-nearest measures them all
 #: changed features an overlay carries before a new base is built in the background
 MERGE_AFTER = 2000
