@@ -177,3 +177,20 @@ def test_nearest_from_many_threads_at_once_gives_the_same_answers(random_store):
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda p: select(engine, "manhole_covers", Query(nearest=(*p, 20))).ids, points * 4))
     assert got == expected * 4
+
+
+def test_a_new_threads_transformer_projects_exactly_as_a_freshly_resolved_one():
+    # each thread builds its transformer from the pipeline resolved once per process (fast); it must
+    # give the same metres as resolving the two CRSs anew
+    import threading
+
+    from geoapp.core.crs import transformer
+
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(113.2, 113.4, 500), rng.uniform(33.6, 33.8, 500)
+    expected = np.column_stack(TO_GK.transform(lon, lat))
+    got = {}
+    thread = threading.Thread(target=lambda: got.update(xy=transformer("EPSG:4326", "EPSG:4547").transform(lon, lat)))
+    thread.start()
+    thread.join()
+    assert np.array_equal(np.column_stack(got["xy"]), expected)

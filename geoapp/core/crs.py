@@ -20,6 +20,8 @@ STORAGE_CRS = "EPSG:4326"
 STORAGE_SRS_ID = 4326
 
 _local = threading.local()
+_pipelines: dict[tuple[str, str], str] = {}
+_pipelines_lock = threading.Lock()
 
 
 def metric_crs(lon: float, lat: float) -> str:
@@ -40,11 +42,20 @@ def metric_crs(lon: float, lat: float) -> str:
 
 
 def transformer(src: str, dst: str) -> Transformer:
-    """A cached ``always_xy`` transformer for this thread (pyproj transformers are not thread-safe)."""
+    """A cached ``always_xy`` transformer for this thread (pyproj transformers are not thread-safe).
+
+    Resolving two CRSs into an operation takes PROJ tens of milliseconds; it is done once per
+    process, and each thread builds its own transformer from the resulting pipeline in well under
+    a millisecond (a server's pooled threads would otherwise each pay on their first edit).
+    """
     cache = _local.__dict__.setdefault("transformers", {})
     key = (src, dst)
     if key not in cache:
-        cache[key] = Transformer.from_crs(CRS(src), CRS(dst), always_xy=True)
+        with _pipelines_lock:
+            definition = _pipelines.get(key)
+            if definition is None:
+                definition = _pipelines[key] = Transformer.from_crs(CRS(src), CRS(dst), always_xy=True).definition
+        cache[key] = Transformer.from_pipeline(definition)
     return cache[key]
 
 
