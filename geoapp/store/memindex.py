@@ -28,7 +28,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geoapp.core import encode
-from geoapp.core.crs import STORAGE_CRS, project
+from geoapp.core.crs import STORAGE_CRS, project, transformer
 from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter, NotFound
 from geoapp.store.base import (
@@ -82,15 +82,20 @@ class Base:
         self.columns = {name: values[present] for name, values in data.columns.items()}
         self.versions = data.versions[present]
         self.tree = shapely.STRtree(self.geoms)
-        self.metric = project(self.geoms, STORAGE_CRS, metric_crs) if len(self.geoms) else self.geoms
-        self.metric_tree = shapely.STRtree(self.metric)
         self.bounds = shapely.bounds(self.geoms) if len(self.geoms) else np.zeros((0, 4))
-        # point layers are answered from coordinate arrays: envelope tests are exact for points,
-        # and numpy on packed coordinates beats a GEOS call per feature
+        # point layers are answered from coordinate arrays: envelope tests are exact for points, numpy on
+        # packed coordinates beats a GEOS call per feature, and no metric geometries or second tree are built
         self.points = set(layer.geometry) == {"Point"}
         if self.points:
             self.lonlat = shapely.get_coordinates(self.geoms)
-            self.xy = shapely.get_coordinates(self.metric)
+            x, y = transformer(STORAGE_CRS, metric_crs).transform(self.lonlat[:, 0], self.lonlat[:, 1])
+            self.xy = np.column_stack([x, y])
+            self.xy_bounds = (*self.xy.min(axis=0), *self.xy.max(axis=0)) if len(self.xy) else (0.0, 0.0, 0.0, 0.0)
+            self.metric = None
+            self.metric_tree = None
+        else:
+            self.metric = project(self.geoms, STORAGE_CRS, metric_crs) if len(self.geoms) else self.geoms
+            self.metric_tree = shapely.STRtree(self.metric)
         self._knn: rtree.index.Index | None = None
         self._knn_lock = threading.Lock()
         self._json: dict[Visibility, np.ndarray] = {}
@@ -157,10 +162,54 @@ class Base:
     def within_distance(self, point: shapely.Point, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """Positions within ``radius`` metres of a metric point, with their distances (each measured once)."""
         x, y = point.x, point.y
-        candidates = self.metric_tree.query(shapely.box(x - radius, y - radius, x + radius, y + radius))
+        if self.points:
+            candidates = self.tree.query(self._lonlat_envelope(point, radius))
+        else:
+            candidates = self.metric_tree.query(shapely.box(x - radius, y - radius, x + radius, y + radius))
         distances = self.distances(candidates, point)
         keep = distances <= radius
         return candidates[keep], distances[keep]
+
+    def _lonlat_envelope(self, point: shapely.Point, radius: float) -> BaseGeometry:
+        """A lon/lat box holding the metric square around ``point``: its edges sampled back to lon/lat, padded.
+
+        The square's image is slightly curved; nine samples an edge and a 1 % pad hold it whole, and
+        every candidate is then measured exactly in metres.
+        """
+        steps = np.linspace(-1.0, 1.0, 9)
+        ones = np.ones(9)
+        xs = point.x + radius * np.concatenate([steps, steps, -ones, ones])
+        ys = point.y + radius * np.concatenate([-ones, ones, steps, steps])
+        lon, lat = transformer(self.metric_crs, STORAGE_CRS).transform(xs, ys)
+        if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+            return shapely.box(0, 0, 0, 0).buffer(-1)  # outside what the metric CRS can say: nothing
+        pad_x = 0.01 * (lon.max() - lon.min()) + 1e-9
+        pad_y = 0.01 * (lat.max() - lat.min()) + 1e-9
+        return shapely.box(lon.min() - pad_x, lat.min() - pad_y, lon.max() + pad_x, lat.max() + pad_y)
+
+    def nearest_points(self, point: shapely.Point, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest of the sorted positions ``allowed`` (a point layer), by a growing exact radius search.
+
+        Everything within the radius is measured, so once k allowed points lie within it they are
+        the k nearest; the radius starts from the layer's density and doubles, and at last covers
+        every point.
+        """
+        xmin, ymin = self.xy.min(axis=0)
+        xmax, ymax = self.xy.max(axis=0)
+        farthest = float(
+            np.hypot(max(abs(point.x - xmin), abs(point.x - xmax)), max(abs(point.y - ymin), abs(point.y - ymax)))
+        )
+        area = max((xmax - xmin) * (ymax - ymin), 1.0)
+        radius = 1.5 * float(np.sqrt(k * area / (np.pi * max(len(allowed), 1)))) + 1.0
+        while True:
+            radius = min(radius, farthest + 1.0)
+            candidates, distances = self.within_distance(point, radius)
+            keep = _members(candidates, allowed)
+            candidates, distances = candidates[keep], distances[keep]
+            if len(candidates) >= k or radius > farthest:
+                order = np.lexsort((self.fids[candidates], distances))[:k]
+                return candidates[order], distances[order]
+            radius *= 2
 
     def nearest_by_bounds(self, point: shapely.Point, count: int) -> np.ndarray:
         """Positions of about ``count`` features nearest by bounding box, from an R-tree (the STR-tree has no k-NN).
@@ -321,6 +370,8 @@ class Snapshot:
     def _nearest(self, point: shapely.Point, k: int, selected: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         base = self.base
         allowed = self.visible() if selected is None else selected
+        if base.points and len(allowed) > BRUTE_FORCE_NEAREST:
+            return base.nearest_points(point, k, allowed)
         if len(allowed) <= max(4 * k, BRUTE_FORCE_NEAREST):
             distances = base.distances(allowed, point)
             order = np.lexsort((base.fids[allowed], distances))[:k]
@@ -485,8 +536,8 @@ class MemIndex(FeatureReader):
         versions = self.store.versions()
         for layer_id in self.registry.ids:
             snap = self.snapshot(layer_id, versions[layer_id])
-            if len(snap.base) > BRUTE_FORCE_NEAREST:
-                snap.base.nearest_by_bounds(shapely.Point(0, 0), 1)  # builds the R-tree
+            if len(snap.base) > BRUTE_FORCE_NEAREST and not snap.base.points:
+                snap.base.nearest_by_bounds(shapely.Point(0, 0), 1)  # builds the R-tree (lines and areas)
 
     # -- FeatureReader ------------------------------------------------------------------------
 
