@@ -181,12 +181,10 @@ def test_a_trickling_upstream_gets_a_total_deadline(tiles_app, upstreams, where)
 
     upstream = upstreams(trickle)
     client = tiles_app(upstream).test_client()
-    started = time.monotonic()
     failed = _json(client, "/tiles/tianditu/vec/3/6/2")
-    took = time.monotonic() - started
+    # without a total deadline the trickle (a byte a second) completes and the tile answers 200
     assert failed.status_code == 502 and failed.json["error"]["code"] == "tile_unavailable"
     assert KEY not in failed.get_data(as_text=True)
-    assert took < 15  # the upstream would have needed more than a minute; the deadline is 1 s
 
 
 @pytest.mark.parametrize(
@@ -251,9 +249,9 @@ def test_when_every_slot_is_busy_the_proxy_answers_503_at_once(tiles_app, upstre
     thread.start()
     try:
         assert upstream.asked.wait(10)  # the one slot is taken, waiting on the upstream
-        started = time.monotonic()
         busy = _json(app.test_client(), "/tiles/tianditu/vec/3/5/2")
-        assert time.monotonic() - started < 5  # not queued behind the slow one
+        # answered while the held request still waits (it is released only below): not queued behind it
+        assert "r" not in first
         assert busy.status_code == 503 and busy.json["error"]["code"] == "tiles_busy"
         assert int(busy.headers["Retry-After"]) > 0
         assert len(upstream.seen) == 1
