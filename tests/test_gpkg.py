@@ -207,3 +207,33 @@ def test_a_held_lock_answers_503_with_retry_after_over_http(app, client, users, 
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "store_busy"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_store_of_the_previous_schema_gains_the_triggers_and_change_log_on_open(registry, database):
+    # what an older geoapp made: no change log, no geoapp triggers, schema version 2
+    conn = sqlite3.connect(database, isolation_level=None)
+    found = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'geoapp%'")
+    triggers = [row[0] for row in found if not row[0].startswith("geoapp_audit")]
+    for name in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("DROP TABLE geoapp_changes")
+    conn.execute("UPDATE geoapp_meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    store = open_store(registry, str(database))
+    try:
+        reader = MemIndex(store)
+        before = reader.select("waterlogging_points", Query(), 0, 1000)
+        other_tool(
+            f"""
+            import sys
+            sys.path.insert(0, {os.getcwd()!r})
+            from pathlib import Path
+            from geoapp.store.gpkg import _connect
+            _connect(Path({str(database)!r})).execute("UPDATE waterlogging_points SET name = '改名' WHERE fid = 2")
+            """
+        )
+        after = reader.select("waterlogging_points", Query(), 0, 1000)
+        assert after.version > before.version
+        assert reader.get("waterlogging_points", 2).properties["name"] == "改名"
+    finally:
+        store.close()
