@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sqlite3
 import struct
@@ -234,7 +235,13 @@ class GeoPackageStore(Records, Store):
         layer = self._layer(layer_id)
         names = [f.name for f in layer.fields]
         table = _q(layer_id)
-        aggregates = ", ".join(f"json_group_array({_q(n)})" for n in ["fid", *names, VERSION_COLUMN])
+        # JSON holds no BLOB (json_group_array fails) and no infinity (SQLite writes a bare Inf, which is not
+        # JSON): another tool's such values come as an empty object, mistyped for every field type
+        aggregates = ", ".join(
+            f"json_group_array(CASE typeof({c}) WHEN 'blob' THEN json_object() "
+            f"WHEN 'real' THEN CASE WHEN abs({c}) = 9e999 THEN json_object() ELSE {c} END ELSE {c} END)"
+            for c in map(_q, ["fid", *names, VERSION_COLUMN])
+        )
         inner = ", ".join(_q(n) for n in ["fid", *names, VERSION_COLUMN])
         conn = self._conn()
         conn.execute("BEGIN")
@@ -647,7 +654,7 @@ def _value(kind: str, value: Any) -> Any:
     if kind == "integer":
         return value if isinstance(value, int) else None
     if kind == "number":
-        return value if isinstance(value, int | float) else None
+        return value if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)) else None
     return value if isinstance(value, str) else None
 
 
@@ -702,10 +709,14 @@ def _geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
         typed = (buf[wkb[at]] == 1) & (buf[wkb[at] + 1] == 1)
         typed &= (buf[wkb[at] + 2] == 0) & (buf[wkb[at] + 3] == 0) & (buf[wkb[at] + 4] == 0)
         fast = at[magic & typed]
+        coordinates = buf[(wkb[fast] + 5)[:, None] + np.arange(16)].copy().view("<f8").reshape(-1, 2)
+        # NaN coordinates are how WKB writes an empty point (GeoPackage 1.3, clause 2.1.3.1.1), whether or
+        # not the writer set the header's empty flag: those go to the WKB reader, as decode() reads them
+        finite = ~np.isnan(coordinates).any(axis=1)
+        fast, coordinates = fast[finite], coordinates[finite]
         point[:] = False
         point[fast] = True
         if len(fast):
-            coordinates = buf[(wkb[fast] + 5)[:, None] + np.arange(16)].copy().view("<f8")
             out[present[fast]] = shapely.points(coordinates[:, 0], coordinates[:, 1])
     slow = np.flatnonzero(~point)
     if len(slow):
