@@ -13,11 +13,13 @@ import orjson
 import pytest
 import shapely
 
+from geoapp.core.crs import STORAGE_CRS, project
 from geoapp.store import open_store
-from geoapp.store.base import Query
-from geoapp.store.gpkg import _connect
-from geoapp.store.memindex import MemIndex
+from geoapp.store.base import Actor, Query
+from geoapp.store.gpkg import _connect, encode
+from geoapp.store.memindex import BRUTE_FORCE_NEAREST, MemIndex
 
+ACTOR = Actor("tester", "cli", roles=frozenset({"admin"}))
 QUERIES = [
     Query(),
     Query(bbox=(113.27, 33.71, 113.33, 33.75)),
@@ -91,3 +93,33 @@ def test_an_infinite_number_reads_as_missing_in_a_delta_as_in_a_full_load(regist
     assert any(p.fid == fid and p.field == "clearance_m" for p in fresh.summary()[layer_id].problems)
     assert following.get(layer_id, fid, "internal").properties["clearance_m"] is None
     assert fresh.get(layer_id, fid, "internal").properties["clearance_m"] is None
+
+
+def test_a_multipoint_another_tool_wrote_in_a_point_layer_does_not_shift_the_other_points(registry, database):
+    layer_id = "manhole_covers"
+    following = _follower(registry, database, layer_id)
+    far_apart = shapely.MultiPoint([(113.2701, 33.7101), (113.3299, 33.7499), (113.3, 33.73)])
+    _write(database, "UPDATE manhole_covers SET geom = ? WHERE fid = 3", encode(far_apart))
+    fresh = _assert_like_fresh(registry, database, following, layer_id)
+    page = fresh.select(layer_id, Query(bbox=(113.2999, 33.7299, 113.3001, 33.7301)), 0, 10)
+    assert 3 in page.ids
+
+
+def test_nearest_far_from_a_large_point_layer_finds_the_k_nearest(registry, database):
+    layer_id = "manhole_covers"
+    writer = open_store(registry, str(database))
+    rng = np.random.default_rng(3)
+    n = BRUTE_FORCE_NEAREST + 200 - len(writer.load(layer_id).fids)
+    props = {"code": "4199010101900001", "kind": "storm", "status": "to_fix"}
+    points = shapely.points(rng.uniform(113.28, 113.32, n), rng.uniform(33.72, 33.74, n))
+    writer.insert_many(layer_id, [(props, p) for p in points], actor=ACTOR)
+    reader = MemIndex(open_store(registry, str(database)))
+    assert len(reader.snapshot(layer_id).base) > BRUTE_FORCE_NEAREST and reader.snapshot(layer_id).base.points
+    for lon, lat in [(0.0, 0.0), (-120.0, 10.0)]:
+        page = reader.select(layer_id, Query(nearest=(lon, lat, 3)), 0, 10)
+        assert page.matched == 3, (lon, lat)
+        # the same three as measuring every feature
+        base = reader.snapshot(layer_id).base
+        distances = base.distances(np.arange(len(base)), project(shapely.Point(lon, lat), STORAGE_CRS, base.metric_crs))
+        assert page.ids == base.fids[np.lexsort((base.fids, distances))[:3]].tolist()
+    writer.close()

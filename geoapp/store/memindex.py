@@ -85,7 +85,9 @@ class Base:
         self.bounds = shapely.bounds(self.geoms) if len(self.geoms) else np.zeros((0, 4))
         # point layers are answered from coordinate arrays: envelope tests are exact for points, numpy on
         # packed coordinates beats a GEOS call per feature, and no metric geometries or second tree are built
-        self.points = set(layer.geometry) == {"Point"}
+        # (only if every geometry is one point: another tool may have written a multi-point, whose several
+        # coordinates would shift every later feature's row in the coordinate arrays)
+        self.points = set(layer.geometry) == {"Point"} and bool(np.all(shapely.get_type_id(self.geoms) == 0))
         if self.points:
             self.lonlat = shapely.get_coordinates(self.geoms)
             x, y = transformer(STORAGE_CRS, metric_crs).transform(self.lonlat[:, 0], self.lonlat[:, 1])
@@ -203,10 +205,16 @@ class Base:
         radius = 1.5 * float(np.sqrt(k * area / (np.pi * max(len(allowed), 1)))) + 1.0
         while True:
             radius = min(radius, farthest + 1.0)
+            if radius > farthest:
+                # the radius covers every point: measure them all (far from the layer, the metric square
+                # may have no lon/lat envelope, and a radius search would find nothing)
+                distances = self.distances(allowed, point)
+                order = np.lexsort((self.fids[allowed], distances))[:k]
+                return allowed[order], distances[order]
             candidates, distances = self.within_distance(point, radius)
             keep = _members(candidates, allowed)
             candidates, distances = candidates[keep], distances[keep]
-            if len(candidates) >= k or radius > farthest:
+            if len(candidates) >= k:
                 order = np.lexsort((self.fids[candidates], distances))[:k]
                 return candidates[order], distances[order]
             radius *= 2
