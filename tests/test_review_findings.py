@@ -123,3 +123,16 @@ def test_nearest_far_from_a_large_point_layer_finds_the_k_nearest(registry, data
         distances = base.distances(np.arange(len(base)), project(shapely.Point(lon, lat), STORAGE_CRS, base.metric_crs))
         assert page.ids == base.fids[np.lexsort((base.fids, distances))[:3]].tolist()
     writer.close()
+
+
+def test_problems_written_after_the_base_are_reported_and_fixed_ones_are_not(registry, database):
+    following = _follower(registry, database, "heating_stations")
+    _write(database, "UPDATE heating_stations SET status = 'abc' WHERE fid = 3")
+    _write(database, "UPDATE heating_stations SET geom = NULL WHERE fid = 4")
+    problems = {(p.fid, p.field) for p in following.summary()["heating_stations"].problems}
+    assert {(3, "status"), (4, "geometry")} <= problems
+    fresh = MemIndex(open_store(registry, str(database)))
+    assert following.summary()["heating_stations"].problems == fresh.summary()["heating_stations"].problems
+    _write(database, "UPDATE heating_stations SET status = 'running' WHERE fid = 3")  # someone fixed it
+    problems = {(p.fid, p.field) for p in following.summary()["heating_stations"].problems}
+    assert (3, "status") not in problems and (4, "geometry") in problems

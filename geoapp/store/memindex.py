@@ -251,6 +251,18 @@ class Base:
         return cache[positions].tolist()
 
 
+def _problems(layer: Layer, feature: Feature) -> tuple[Problem, ...]:
+    """What the definition does not admit in a changed row: no geometry, or a value outside a vocabulary."""
+    out = []
+    if feature.geometry is None or feature.geometry.is_empty:
+        out.append(Problem(feature.fid, "geometry", "no geometry"))
+    for spec in layer.fields:
+        value = feature.properties.get(spec.name)
+        if spec.values is not None and value is not None and value not in spec.allowed:
+            out.append(Problem(feature.fid, spec.name, f"{value!r} is not allowed"))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Row:
     """A feature changed since the base, as it is now."""
@@ -273,11 +285,19 @@ class _Row:
 class Snapshot:
     """One version of a layer: a base, and the features changed since it (``None`` where deleted)."""
 
-    def __init__(self, base: Base, version: int, changed: Mapping[int, _Row | None]):
+    def __init__(
+        self,
+        base: Base,
+        version: int,
+        changed: Mapping[int, _Row | None],
+        problems: Mapping[int, tuple[Problem, ...]] | None = None,
+    ):
         self.layer = base.layer
         self.base = base
         self.version = version
         self.changed = dict(changed)
+        #: what is wrong with changed rows (another tool wrote them): no geometry, a value outside the vocabulary
+        self.problems = {fid: found for fid, found in (problems or {}).items() if found}
         in_base = np.array(sorted(f for f in self.changed if base.position(f) is not None), dtype="int64")
         #: sorted base positions whose rows the overlay replaces or deletes
         self.hidden = np.searchsorted(base.fids, in_base) if len(in_base) else _EMPTY
@@ -295,14 +315,17 @@ class Snapshot:
     def apply(self, delta: Delta, metric_crs: str) -> Snapshot:
         """This snapshot with a delta laid over it."""
         changed = dict(self.changed)
+        problems = dict(self.problems)
         for feature in delta.changed:
+            problems[feature.fid] = _problems(self.layer, feature)
             if feature.geometry is None or feature.geometry.is_empty:
                 changed[feature.fid] = None  # a row another tool left without geometry cannot be drawn or found
             else:
                 changed[feature.fid] = _Row(feature, project(feature.geometry, STORAGE_CRS, metric_crs))
         for fid in delta.deleted:
             changed[fid] = None
-        return Snapshot(self.base, delta.version, changed)
+            problems.pop(fid, None)
+        return Snapshot(self.base, delta.version, changed, problems)
 
     # -- selection ----------------------------------------------------------------------------
 
@@ -448,7 +471,11 @@ class Snapshot:
         if self.layer.status_field:
             status = self.layer.field(self.layer.status_field)
             by_status = {c.value: self.count({status.name: [c.value]}) for c in status.values}
-        return LayerSummary(len(self), extent, self.version, by_status, tuple(base.problems))
+        # the base's problems of rows changed since are superseded by what the changed rows say
+        problems = [p for p in base.problems if p.fid not in self.changed]
+        problems += [p for found in self.problems.values() for p in found]
+        problems.sort(key=lambda p: (p.fid, p.field))
+        return LayerSummary(len(self), extent, self.version, by_status, tuple(problems))
 
     def search(self, needle: str) -> tuple[np.ndarray, np.ndarray]:
         """Fids whose title contains ``needle`` (casefolded), exact matches first; and whether each is exact."""
