@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("GEOAPP_WORKERS", "2"))
@@ -19,3 +20,8 @@ def when_ready(server):
     # objects made so far are never collected: the collector would write to every page of them in each
     # worker and undo the sharing (edits arrive as small deltas and leave these pages alone)
     gc.freeze()
+
+
+def post_fork(server, worker):
+    # a thread answering a read should not wait the interpreter's default 5 ms for one handling an edit
+    sys.setswitchinterval(0.001)
