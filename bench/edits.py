@@ -70,7 +70,7 @@ import pandas as pd
 import shapely
 
 from bench import timing
-from bench.serving import free_port, gunicorn_command, stop
+from bench.serving import free_port, git_commit, gunicorn_command, stop
 from bench.tables import count, duration, ratio, size_bytes, table
 from bench.timing import Stats
 from data import demo_district
@@ -868,7 +868,7 @@ def write(results: list[SizeResult], settings: Settings, text: str, output: Path
         "meta": {
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "settings": dataclasses.asdict(settings),
-            "commit": _git_commit(),
+            "commit": git_commit(),
             "cpus": os.cpu_count(),
         },
         "sizes": [
@@ -884,14 +884,6 @@ def write(results: list[SizeResult], settings: Settings, text: str, output: Path
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     output.with_suffix(".txt").write_text(text + "\n")
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def run(settings: Settings, progress: Callable[[str], None]) -> list[SizeResult]:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from geoapp.config import PROJECT_ROOT
+
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 STOP_TIMEOUT_S = 10
 
@@ -40,3 +42,12 @@ def stop(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def git_commit() -> str | None:
+    """The commit measured, for the results file (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()

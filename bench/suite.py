@@ -11,7 +11,6 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import shapely
 
 from bench import edits, http_api, inprocess, pages, report
 from bench.data import CENTRE_LONLAT, LAYER_ID, LAYERS_DIR, SIDE_M, Area, synthetic_layer
-from geoapp.config import PROJECT_ROOT
+from bench.serving import git_commit
 from geoapp.core.layers import Registry
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -121,16 +120,8 @@ def environment(args: argparse.Namespace) -> dict:
         "cpus": os.cpu_count(),
         "geos": shapely.geos_version_string,
         "packages": {name: importlib.metadata.version(name) for name in PACKAGES},
-        "commit": _git_commit(),
+        "commit": git_commit(),
     }
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def run(args: argparse.Namespace, progress: Progress) -> report.Results:

@@ -18,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoapp.core import permissions
 from geoapp.core.crs import STORAGE_CRS, project
-from geoapp.errors import InvalidFeature, InvalidParameter, NotFound, VersionRequired
+from geoapp.errors import InvalidFeature, InvalidParameter, VersionRequired
 from geoapp.store.base import Actor, DeletedFeature, Feature, FeatureReader, Query, Store
 
 #: how far outside the district boundary a feature may lie (boundary roads, shared sites)
@@ -71,9 +71,7 @@ class Editing:
         self._lock = threading.Lock()
 
     def _layer(self, layer_id: str):
-        if layer_id not in self.registry:
-            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self.registry.ids)}", parameter="layer")
-        return self.registry[layer_id]
+        return self.registry.require(layer_id)
 
     def create(self, actor: Actor, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry) -> Feature:
         """Add a feature; return it with its fid and version 1."""

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from geoapp.errors import NotFound
+
 GROUPS: dict[str, dict[str, str]] = {
     "flood": {"zh": "防汛", "en": "Flood control"},
     "roads": {"zh": "围挡与道路", "en": "Hoardings and roads"},
@@ -288,6 +290,12 @@ class Registry:
     @property
     def ids(self) -> list[str]:
         return list(self._layers)
+
+    def require(self, layer_id: str) -> Layer:
+        """The layer with this id, or :class:`~geoapp.errors.NotFound` naming the layers there are."""
+        if layer_id not in self._layers:
+            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self._layers)}", parameter="layer")
+        return self._layers[layer_id]
 
 
 def load_layer(path: Path) -> Layer:

@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from geoapp.core import encode
 from geoapp.core.crs import STORAGE_CRS, project, transformer
 from geoapp.core.layers import Layer
-from geoapp.errors import InvalidParameter, NotFound
+from geoapp.errors import InvalidParameter
 from geoapp.store.base import (
     Delta,
     Feature,
@@ -508,9 +508,7 @@ class MemIndex(FeatureReader):
         self._merging: dict[str, threading.Thread] = {}
 
     def layer(self, layer_id: str) -> Layer:
-        if layer_id not in self.registry:
-            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self.registry.ids)}", parameter="layer")
-        return self.registry[layer_id]
+        return self.registry.require(layer_id)
 
     def _base(self, layer_id: str) -> Base:
         data = self.store.load(layer_id)

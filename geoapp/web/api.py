@@ -118,10 +118,7 @@ def layer(layer_id: str):
 
 
 def _layer(layer_id: str) -> Layer:
-    registry = service().registry
-    if layer_id not in registry:
-        raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(registry.ids)}", parameter="layer")
-    return registry[layer_id]
+    return service().registry.require(layer_id)
 
 
 @bp.get("/layers/<layer_id>/features")
