@@ -1,0 +1,114 @@
+"""A private PostgreSQL + PostGIS cluster under a folder, on a free loopback port: for the tests and benchmarks.
+
+``python scripts/pgcluster.py start build/pg`` prints the URL of a running cluster (starting it, with
+a superuser ``geoapp`` and trust authentication on loopback only); ``stop build/pg`` stops it. The
+server binaries are Debian's (``postgresql-15`` and ``postgresql-15-postgis-3``, which ``make test``
+installs). PostgreSQL refuses to run as root: as root, the cluster runs as the ``postgres`` user.
+
+Durability is traded for speed (``fsync=off``): this cluster holds test data only.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SUPERUSER = "geoapp"
+
+
+def bindir() -> Path:
+    """The newest installed PostgreSQL server's binaries."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[4]))
+    if not found:
+        raise SystemExit("no PostgreSQL server installed: scripts/apt-install.sh postgresql-15 postgresql-15-postgis-3")
+    return Path(found[-1]).parent
+
+
+def _as_owner(command: list[str], folder: Path, **kwargs) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    return subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def url(folder: Path, database: str = "postgres") -> str | None:
+    """The URL of the cluster running under ``folder``, or None."""
+    port_file = folder / "port"
+    if not port_file.exists() or not (folder / "data" / "postmaster.pid").exists():
+        return None
+    return f"postgresql://{SUPERUSER}@127.0.0.1:{port_file.read_text().strip()}/{database}"
+
+
+def start(folder: str | os.PathLike) -> str:
+    """Start the cluster under ``folder`` (creating it the first time); return its URL. Idempotent."""
+    folder = Path(folder).resolve()
+    running = url(folder)
+    if running and _ready(folder):
+        return running
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "data"
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        _as_owner(
+            [str(bindir() / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"],
+            folder,
+        )
+    port = _free_port()
+    (folder / "port").write_text(str(port))
+    options = (
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
+    )
+    _as_owner(
+        [str(bindir() / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "start"],
+        folder,
+    )
+    deadline = time.monotonic() + 60
+    while not _ready(folder):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"PostgreSQL did not start; see {folder / 'server.log'}")
+        time.sleep(0.2)
+    return url(folder)
+
+
+def _ready(folder: Path) -> bool:
+    port = (folder / "port").read_text().strip() if (folder / "port").exists() else ""
+    if not port:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def stop(folder: str | os.PathLike) -> None:
+    """Stop the cluster under ``folder`` if it runs (its data stays for the next start)."""
+    folder = Path(folder).resolve()
+    data = folder / "data"
+    if (data / "postmaster.pid").exists():
+        _as_owner([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], folder)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
+        raise SystemExit("usage: pgcluster.py start|stop FOLDER")
+    if sys.argv[1] == "start":
+        print(start(sys.argv[2]))
+    else:
+        stop(sys.argv[2])
