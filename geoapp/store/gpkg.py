@@ -14,8 +14,6 @@ attributes table is, so GDAL (and QGIS) list only the layers and ``geoapp_meta``
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 import os
 import sqlite3
 import struct
@@ -37,18 +35,17 @@ from sqlalchemy.dialects import sqlite
 from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
 from geoapp.core.layers import Layer, Registry
 from geoapp.core.validate import prepare
-from geoapp.errors import NotFound, StoreBusy, StoreError, VersionConflict
+from geoapp.errors import StoreBusy, StoreError
 from geoapp.store import tables
 from geoapp.store.base import (
     VERSION_COLUMN,
     Actor,
-    Delta,
-    Feature,
     LayerData,
     Problem,
     Store,
 )
-from geoapp.store.records import Records, audit_row, now
+from geoapp.store.features import FeatureSQL, quote
+from geoapp.store.records import Records, audit_row
 
 SCHEMA_VERSION = "3"
 #: how long a write waits for another writer's lock before answering "busy" (503)
@@ -152,9 +149,10 @@ def _st_bound(i: int):
 # -- the store --------------------------------------------------------------------------------
 
 
-class GeoPackageStore(Records, Store):
+class GeoPackageStore(FeatureSQL, Records, Store):
     backend = "gpkg"
     dialect = sqlite.dialect()
+    encode_geometry = staticmethod(encode)
     decode_geometry = staticmethod(decode)
 
     def __init__(self, registry: Registry, location: str, *, busy_timeout: float = BUSY_TIMEOUT_S):
@@ -215,11 +213,6 @@ class GeoPackageStore(Records, Store):
     def versions(self) -> dict[str, int]:
         return dict(self._conn().execute("SELECT layer_id, version FROM geoapp_layer_versions"))
 
-    def _layer(self, layer_id: str) -> Layer:
-        if layer_id not in self.registry:
-            raise NotFound(f"unknown layer {layer_id!r}", parameter="layer")
-        return self.registry[layer_id]
-
     # -- reading ------------------------------------------------------------------------------
 
     def load(self, layer_id: str) -> LayerData:
@@ -234,15 +227,15 @@ class GeoPackageStore(Records, Store):
         """
         layer = self._layer(layer_id)
         names = [f.name for f in layer.fields]
-        table = _q(layer_id)
+        table = quote(layer_id)
         # JSON holds no BLOB (json_group_array fails) and no infinity (SQLite writes a bare Inf, which is not
         # JSON): another tool's such values come as an empty object, mistyped for every field type
         aggregates = ", ".join(
             f"json_group_array(CASE typeof({c}) WHEN 'blob' THEN json_object() "
             f"WHEN 'real' THEN CASE WHEN abs({c}) = 9e999 THEN json_object() ELSE {c} END ELSE {c} END)"
-            for c in map(_q, ["fid", *names, VERSION_COLUMN])
+            for c in map(quote, ["fid", *names, VERSION_COLUMN])
         )
-        inner = ", ".join(_q(n) for n in ["fid", *names, VERSION_COLUMN])
+        inner = ", ".join(quote(n) for n in ["fid", *names, VERSION_COLUMN])
         conn = self._conn()
         conn.execute("BEGIN")
         try:
@@ -270,174 +263,33 @@ class GeoPackageStore(Records, Store):
         versions = np.array([v if type(v) is int else 1 for v in values[-1]], dtype="int64")
         return LayerData(version, fids, geometries, columns, versions, tuple(problems))
 
-    def changes(self, layer_id: str, since: int, limit: int) -> Delta | None:
-        layer = self._layer(layer_id)
-        conn = self._conn()
-        conn.execute("BEGIN")  # one read transaction: the version and the rows agree
-        try:
-            version = conn.execute(
-                "SELECT version FROM geoapp_layer_versions WHERE layer_id = ?", (layer_id,)
-            ).fetchone()[0]
-            fids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT DISTINCT fid FROM geoapp_changes WHERE layer = ? AND version > ? LIMIT ?",
-                    (layer_id, since, limit + 1),
-                )
-            ]
-            if len(fids) > limit or version < since:
-                return None
-            found = {f.fid: f for f in self._rows(conn, layer, fids)}
-        finally:
-            conn.execute("COMMIT")
-        return Delta(version, [found[f] for f in sorted(found)], sorted(set(fids) - set(found)))
-
-    def _rows(self, conn: sqlite3.Connection, layer: Layer, fids: Sequence[int]) -> list[Feature]:
-        names = [f.name for f in layer.fields]
-        columns = ", ".join(_q(n) for n in ["fid", "geom", *names, VERSION_COLUMN])
-        out = []
-        for start in range(0, len(fids), 500):
-            chunk = [int(f) for f in fids[start : start + 500]]
-            marks = ", ".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT {columns} FROM {_q(layer.id)} WHERE fid IN ({marks})", chunk):
-                out.append(_feature(layer, row))
-        return out
-
-    def get(self, layer_id: str, fid: int) -> Feature | None:
-        layer = self._layer(layer_id)
-        return self._get(self._conn(), layer, fid)
-
-    def _get(self, conn: sqlite3.Connection, layer: Layer, fid: int) -> Feature | None:
-        if not 0 < fid < 2**63:
-            return None  # no such fid can exist (and SQLite would refuse to compare it)
-        rows = self._rows(conn, layer, [fid])
-        return rows[0] if rows else None
-
     # -- writing ------------------------------------------------------------------------------
 
-    def insert(self, layer_id: str, properties: Mapping[str, Any], geometry: BaseGeometry, *, actor: Actor) -> Feature:
-        (feature,) = self.insert_many(layer_id, [(properties, geometry)], actor=actor)
-        return feature
-
-    def insert_many(
-        self, layer_id: str, features: Sequence[tuple[Mapping[str, Any], BaseGeometry]], *, actor: Actor
-    ) -> list[Feature]:
-        layer = self._layer(layer_id)
-        if not features:
-            return []
-        records, geoms = prepare(layer, [p for p, _ in features], [g for _, g in features], self.metric_crs)
-        out = []
-        with self._write(layer_id, shapely.union_all(shapely.envelope(geoms))) as conn:
-            for record, geom in zip(records, geoms, strict=True):
-                fid = self._insert_row(conn, layer_id, record, geom, 1)
-                changes = {name: [None, value] for name, value in record.items() if value is not None}
-                audit_row(conn, self.dialect, actor, "insert", layer_id, fid, {**changes, "geometry": [None, geom.wkt]})
-                out.append(Feature(layer_id, fid, geom, record, 1))
-        return out
-
-    def _insert_row(self, conn, layer_id: str, record: Mapping[str, Any], geom, version: int, fid=None) -> int:
-        names = ["geom", *record, VERSION_COLUMN] + (["fid"] if fid is not None else [])
-        values = [encode(geom), *map(_sql, record.values()), version] + ([fid] if fid is not None else [])
-        sql = f"INSERT INTO {_q(layer_id)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
-        return conn.execute(sql, values).lastrowid
-
-    def update(
-        self,
-        layer_id: str,
-        fid: int,
-        properties: Mapping[str, Any] | None = None,
-        geometry: BaseGeometry | None = None,
-        *,
-        expected_version: int,
-        actor: Actor,
-    ) -> Feature:
-        layer = self._layer(layer_id)
-        try:
-            return self._update(layer, fid, properties, geometry, expected_version, actor)
-        except _Unchanged as unchanged:
-            return unchanged.feature  # nothing to write, nothing to audit
-
-    def _update(self, layer, fid, properties, geometry, expected_version, actor) -> Feature:
-        layer_id = layer.id
-        with self._write(layer_id, geometry) as conn:
-            current = self._current(conn, layer, fid, expected_version)
-            merged = {f.name: current.properties[f.name] for f in layer.fields if not f.computed}
-            merged.update(properties or {})
-            geom = current.geometry if geometry is None else geometry
-            (record,), (geom,) = prepare(layer, [merged], [geom], self.metric_crs)
-            changes = {k: [current.properties.get(k), v] for k, v in record.items() if current.properties.get(k) != v}
-            if current.geometry is None or not geom.equals_exact(current.geometry, 0):
-                changes["geometry"] = [None if current.geometry is None else current.geometry.wkt, geom.wkt]
-            if not changes:
-                raise _Unchanged(current)
-            assignments = ", ".join(f"{_q(n)} = ?" for n in ["geom", *record])
-            conn.execute(
-                f"UPDATE {_q(layer_id)} SET {assignments}, {VERSION_COLUMN} = ? WHERE fid = ?",
-                [encode(geom), *map(_sql, record.values()), current.version + 1, fid],
-            )
-            audit_row(conn, self.dialect, actor, "update", layer_id, fid, changes)
-        return Feature(layer_id, fid, geom, record, current.version + 1)
-
-    def delete(self, layer_id: str, fid: int, *, expected_version: int, actor: Actor) -> None:
-        layer = self._layer(layer_id)
-        with self._write(layer_id) as conn:
-            current = self._current(conn, layer, fid, expected_version)
-            conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
-            conn.execute(
-                "INSERT INTO geoapp_deleted VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    layer_id,
-                    fid,
-                    current.version,
-                    encode(current.geometry) if current.geometry is not None else b"",
-                    json.dumps(current.properties, ensure_ascii=False),
-                    now(),
-                    actor.name,
-                ),
-            )
-            conn.execute(f"DELETE FROM {_q(layer_id)} WHERE fid = ?", (fid,))
-            audit_row(conn, self.dialect, actor, "delete", layer_id, fid, {"version": [current.version, None]})
-
-    def restore(self, layer_id: str, fid: int, *, actor: Actor) -> Feature:
-        layer = self._layer(layer_id)
-        with self._write(layer_id) as conn:
-            row = (
-                conn.execute(
-                    "SELECT version, geom, properties FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid)
-                ).fetchone()
-                if 0 < fid < 2**63
-                else None
-            )
-            if row is None:
-                raise NotFound(f"no deleted feature {fid} in layer {layer_id}", parameter="fid")
-            version, blob, props = row
-            geom = decode(blob or None)
-            (record,), _ = prepare(layer, [json.loads(props)], [geom], self.metric_crs, allow_computed=True)
-            self._insert_row(conn, layer_id, record, geom, version + 1, fid=fid)
-            conn.execute("DELETE FROM geoapp_deleted WHERE layer = ? AND fid = ?", (layer_id, fid))
-            _touch_contents(conn, layer_id, geom)
-            audit_row(conn, self.dialect, actor, "restore", layer_id, fid, {"version": [None, version + 1]})
-        return Feature(layer_id, fid, geom, record, version + 1)
-
-    def _current(self, conn, layer: Layer, fid: int, expected_version: int) -> Feature:
-        current = self._get(conn, layer, fid)
-        if current is None:
-            raise NotFound(f"no feature {fid} in layer {layer.id}", parameter="fid")
-        if expected_version != current.version:
-            raise VersionConflict(
-                f"feature {layer.id}/{fid} is at version {current.version}, not {expected_version}; "
-                "read it again and re-apply your change",
-                parameter="version",
-            )
-        return current
-
     @contextmanager
-    def _write(self, layer_id: str, geometry: BaseGeometry | None = None) -> Iterator[sqlite3.Connection]:
+    def _write(self, layer_id: str, geometries: Sequence[BaseGeometry]) -> Iterator[sqlite3.Connection]:
         """One transaction: the change, its audit row and the layer's extent (the triggers raise its version)."""
         self._layer(layer_id)
         with self._transaction() as conn:
             yield conn
-            _touch_contents(conn, layer_id, geometry)
+            _touch_contents(
+                conn, layer_id, shapely.union_all(shapely.envelope(geometries)) if len(geometries) else None
+            )
+
+    def _restored(self, conn: sqlite3.Connection, layer_id: str, geometry: BaseGeometry | None) -> None:
+        _touch_contents(conn, layer_id, geometry)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        yield self._conn()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -545,13 +397,6 @@ class GeoPackageStore(Records, Store):
         return cls(registry, str(path))
 
 
-class _Unchanged(Exception):
-    """An update that changes nothing: roll back and return the feature as it is."""
-
-    def __init__(self, feature: Feature):
-        self.feature = feature
-
-
 def _install_schema(conn: sqlite3.Connection, registry: Registry, *, triggers: bool = True) -> None:
     """geoapp's tables and triggers, and the one registered attributes table that hides the others from GDAL.
 
@@ -588,11 +433,11 @@ def _copy_accounts(conn: sqlite3.Connection, previous: Path) -> None:
         if row[0] not in tables.LAYER_TABLES
     ]
     for table in kept:
-        old = {row[1] for row in conn.execute(f"PRAGMA previous.table_info({_q(table)})")}
-        columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({_q(table)})") if row[1] in old]
+        old = {row[1] for row in conn.execute(f"PRAGMA previous.table_info({quote(table)})")}
+        columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({quote(table)})") if row[1] in old]
         if columns:
-            names = ", ".join(map(_q, columns))
-            conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM previous.{_q(table)}")
+            names = ", ".join(map(quote, columns))
+            conn.execute(f"INSERT INTO main.{quote(table)} ({names}) SELECT {names} FROM previous.{quote(table)}")
 
 
 def _connect(path: Path, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
@@ -643,25 +488,6 @@ def _prepared_frame(layer: Layer, gdf: gpd.GeoDataFrame | None, crs: str) -> gpd
         frame[spec.name] = frame[spec.name].astype(_DTYPES[spec.type])
     frame[VERSION_COLUMN] = pd.Series(1, index=frame.index, dtype="int64")
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS))
-
-
-def _value(kind: str, value: Any) -> Any:
-    """A stored value as the field's Python type; None for a value of another type (written by another tool)."""
-    if value is None:
-        return None
-    if kind == "boolean":
-        return bool(value) if isinstance(value, int) else None
-    if kind == "integer":
-        return value if isinstance(value, int) else None
-    if kind == "number":
-        return value if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)) else None
-    return value if isinstance(value, str) else None
-
-
-def _feature(layer: Layer, row: tuple) -> Feature:
-    """A row ``fid, geom, *fields, _version`` as a Feature (a missing version counts as 1)."""
-    props = {spec.name: _value(spec.type, v) for spec, v in zip(layer.fields, row[2:-1], strict=True)}
-    return Feature(layer.id, row[0], decode(row[1]), props, row[-1] or 1)
 
 
 #: Python types SQLite hands back that a field type admits
@@ -726,13 +552,5 @@ def _geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
     return out
 
 
-def _sql(value: Any) -> Any:
-    return int(value) if isinstance(value, bool) else value
-
-
 def _missing(value: Any) -> bool:
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)) if np.ndim(value) == 0 else False)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -3,8 +3,8 @@ sessions, and soft-deleted features. Written once, as SQLAlchemy Core statements
 ``geoapp.store.tables``, for SQLite and PostgreSQL alike.
 
 A backend mixes :class:`Records` in and gives it ``_transaction()`` (a context manager yielding
-its DB-API connection inside one write transaction), ``_conn()`` (a connection for reads) and
-``dialect``; its feature writes call :func:`audit_row` in their own transaction.
+its DB-API connection inside one write transaction), ``_reading()`` (one yielding a connection for
+reads) and ``dialect``; its feature writes call :func:`audit_row` in their own transaction.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Records:
     """Accounts, tokens, audit, sign-in and sessions for a backend (see the module's docstring).
 
     The backend provides ``dialect``, ``decode_geometry`` (its geometry encoding read back),
-    ``_transaction()`` and ``_conn()``.
+    ``_transaction()`` and ``_reading()``.
     """
 
     dialect: Dialect
@@ -78,10 +78,12 @@ class Records:
         return t.run(conn, statement, self.dialect)
 
     def _one(self, statement: sa.Executable):
-        return self._run(self._conn(), statement).fetchone()
+        with self._reading() as conn:
+            return self._run(conn, statement).fetchone()
 
     def _all(self, statement: sa.Executable) -> list:
-        return self._run(self._conn(), statement).fetchall()
+        with self._reading() as conn:
+            return self._run(conn, statement).fetchall()
 
     def _audit(self, conn: Any, actor: Actor, action: str, changes: Mapping[str, Any]) -> None:
         audit_row(conn, self.dialect, actor, action, None, None, changes)
@@ -185,10 +187,11 @@ class Records:
         if layer_id:
             query = query.where(d.c.layer == layer_id)
         rows = self._all(query.order_by(d.c.deleted_at.desc(), d.c.fid))
-        return [
-            DeletedFeature(Feature(layer, fid, self.decode_geometry(geom or None), json.loads(props), version), at, by)
-            for layer, fid, version, geom, props, at, by in rows
-        ]
+        out = []
+        for layer, fid, version, geom, props, at, by in rows:
+            geometry = self.decode_geometry(bytes(geom) or None)
+            out.append(DeletedFeature(Feature(layer, fid, geometry, json.loads(props), version), at, by))
+        return out
 
     # -- sign-in attempts and sessions ------------------------------------------------------------
 
