@@ -8,7 +8,7 @@ FLASK := $(VENV)/bin/flask --app wsgi
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/web/translations/*/LC_MESSAGES/messages.po))
 ASSETS := node_modules/.stamp
 # headless Chromium and a CJK font for the browser tests (Debian packages)
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx
 
 .PHONY: run test lint lock bench system-packages clean
 

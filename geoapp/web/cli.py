@@ -99,6 +99,36 @@ def stats_command() -> None:
         click.echo(f"{figure['label']['zh']}: {figure['value']}{unit}")
 
 
+@geoapp_cli.command("publish")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the static public map goes: a symbolic link to the newest build, replaced atomically.",
+)
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Keep running: every SECONDS, publish again if a layer has changed.",
+)
+def publish_command(out: Path, watch: float | None) -> None:
+    """Write the public map (page, assets, each layer's public GeoJSON, gzip copies) as static files."""
+    from flask import current_app
+
+    from geoapp.web import publish
+
+    app = current_app._get_current_object()
+    try:
+        if watch:
+            publish.watch(app, out, watch, report=click.echo)
+        else:
+            result = publish.publish(app, out)
+            click.echo(f"published {result.files} files to {out} -> {result.build.name}")
+    except publish.PublishError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 user_cli = AppGroup("user", help="Staff accounts: add, list, disable, change a password, unlock.")
 token_cli = AppGroup("token", help="Machine tokens for sensors and scripts (Authorization: Bearer).")
 audit_cli = AppGroup("audit", help="The audit trail of every change.")

@@ -286,12 +286,15 @@ def one_map(
     focus: tuple[float, float, int] | None = None,
     editable: Collection[str] = (),
     csrf: str | None = None,
+    data: Mapping[str, str] | None = None,
 ) -> folium.Map:
     """The one map: every layer in a grouped layer control, filled by the browser from the API.
 
     ``editable`` names the layers the signed-in user may change (decided by the server, never by the
     script); their popups get edit controls and the map gets drawing tools. ``csrf`` is the token the
-    script sends with each change.
+    script sends with each change. ``data`` (for ``geoapp publish``) gives each layer a static GeoJSON
+    file, fetched once whole instead of the API per view; such a page has no search box and no
+    archive links, which need the app.
     """
     minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
     m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
@@ -320,8 +323,9 @@ def one_map(
     yes_no = (text["yes"], text["no"])
     config = {
         "lang": lang,
-        "api": urls["api"],
-        "featurePage": urls["features"],
+        "api": "" if data else urls["api"],
+        "featurePage": None if data else urls["features"],
+        "data": dict(data) if data else None,
         "limit": MAX_LIMIT,
         "gcj02": basemap_.gcj02,
         "bounds": [minx, miny, maxx, maxy] if focus is None else None,

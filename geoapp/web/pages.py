@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,17 @@ DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 #: the context layers are small (a boundary, the main roads); more than this is not embedded
 MAX_CONTEXT_FEATURES = 5000
 ASSET_MAX_AGE = 7 * 24 * 3600
+#: the WSGI environ key under which ``geoapp publish`` asks for the public map as static files (see
+#: geoapp/web/publish.py); only a caller inside the process can set it, never an HTTP client
+PUBLISHED = "geoapp.published"
+
+
+@dataclass(frozen=True)
+class Published:
+    """How ``geoapp publish`` wants the one map: each layer from a static file, pages by language."""
+
+    data: Mapping[str, str]  # layer id -> its GeoJSON file, relative to the page
+    pages: Mapping[str, str]  # language -> the page's file for that language
 
 
 def ui_text() -> dict[str, str]:
@@ -136,12 +148,13 @@ def index():
     svc = service()
     summary = svc.reader.summary()
     extent = summary["district_boundary"].extent if "district_boundary" in summary else None
-    editable = permissions.editable_layers(g.get("user"), svc.registry)
+    published: Published | None = request.environ.get(PUBLISHED)
+    editable = () if published else permissions.editable_layers(g.get("user"), svc.registry)
     m = maps.one_map(
         svc.registry,
         _context(),
         lang=current_lang(),
-        internal=staff(),
+        internal=staff() and not published,
         basemap_=_basemap(),
         text=ui_text(),
         urls={"api": f"{request.script_root}/api", "features": f"{request.script_root}/features/"},
@@ -149,8 +162,11 @@ def index():
         focus=focus,
         editable=editable,
         csrf=generate_csrf() if editable else None,
+        data=published.data if published else None,
     )
-    return render_template("map.html", map=maps.render(m, nonce()), title=_("One Map"))
+    # a published page links to its other language's file and has no sign-in (nothing behind it is dynamic)
+    extra = {"published": True, "switch_url": published.pages.get} if published else {}
+    return render_template("map.html", map=maps.render(m, nonce()), title=_("One Map"), **extra)
 
 
 @bp.get("/features/<layer_id>/<fid>")

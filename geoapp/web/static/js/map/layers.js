@@ -49,18 +49,22 @@ export class ApiLayer {
     return [w, s, e, n].map((v) => Math.min(Math.max(v, -180), 180).toFixed(6)).join(",");
   }
 
-  /** Fetch the layer for the view; ``force`` refetches an unchanged view (after a change was saved). */
+  /**
+   * Fetch the layer for the view; ``force`` refetches an unchanged view (after a change was saved).
+   * A published page (``cfg.data``, see geoapp publish) fetches its layer's static file once, whole.
+   */
   async refresh(force) {
     if (!this.visible()) return;
-    const bbox = this.bboxParam();
+    const file = this.page.cfg.data ? this.page.cfg.data[this.layer.id] : null;
+    const bbox = file ? "whole layer" : this.bboxParam();
     if (bbox === this.bbox && !force) return; // this view is drawn already, or on its way
     this.bbox = bbox;
     this.requests += 1;
     this.loading = true;
     let payload;
     try {
-      payload = await this.page.api.get(featurePath(this.layer.id), {
-        params: { bbox, limit: this.page.cfg.limit },
+      payload = await this.page.api.get(file || featurePath(this.layer.id), {
+        params: file ? {} : { bbox, limit: this.page.cfg.limit },
         accept: "application/geo+json",
         key: `view:${this.layer.id}`,
       });

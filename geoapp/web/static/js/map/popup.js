@@ -14,16 +14,21 @@ export function popupContent(layer, feature, { text, lang, featurePage }, extra)
   if (props.distance_m !== undefined) {
     rows.push(el("tr", {}, [el("th", { text: text.distance }), el("td", { text: `${props.distance_m} m` })]));
   }
-  const link = el("a", {
-    href: `${featurePage}${encodeURIComponent(layer.id)}/${encodeURIComponent(feature.id)}`,
-    class: "geoapp-archive-link",
-    text: text.archive,
-  });
+  // a published page (static files) has no archive pages: featurePage is null there
+  const link = featurePage
+    ? [
+        el("a", {
+          href: `${featurePage}${encodeURIComponent(layer.id)}/${encodeURIComponent(feature.id)}`,
+          class: "geoapp-archive-link",
+          text: text.archive,
+        }),
+      ]
+    : [];
   return el("div", { class: "geoapp-popup" }, [
     el("div", { class: "geoapp-popup-layer", text: layer.title }),
     el("h3", { text: titleOf(layer, feature) }),
     el("table", {}, rows),
-    link,
+    ...link,
     ...(extra || []),
   ]);
 }

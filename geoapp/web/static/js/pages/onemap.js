@@ -37,9 +37,12 @@ async function onemap(map, groups, cfg) {
   page.layers = byId;
 
   const legend = legendControl(defs, text).addTo(map);
-  const search = searchControl(page).addTo(map);
-  const corner = search.getContainer().parentNode;
-  corner.insertBefore(search.getContainer(), corner.firstChild); // above the layer control
+  if (!cfg.data) {
+    // a published page (static files, cfg.data) has no search: that asks the app
+    const search = searchControl(page).addTo(map);
+    const corner = search.getContainer().parentNode;
+    corner.insertBefore(search.getContainer(), corner.firstChild); // above the layer control
+  }
   measureControl(page).addTo(map);
   const layerControl = map.getContainer().querySelector(".leaflet-control-layers");
   if (layerControl) foldable(map, layerControl, { label: text.layers, iconName: "layers" });

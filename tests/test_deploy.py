@@ -1,0 +1,245 @@
+"""deploy/: the nginx site for real, in front of two gunicorn servers of the app on one store; the systemd units.
+
+nginx runs as this user on a free loopback port, with the site's paths pointed into a temporary folder
+(``nginx -t`` first). Skipped only when Debian's nginx is not installed (``make test`` installs it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from geoapp.config import PROJECT_ROOT
+from tests.conftest import start_server, stop_server
+
+DEPLOY = PROJECT_ROOT / "deploy"
+SITE = DEPLOY / "nginx" / "geoapp.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+GUNICORN = [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"]
+
+needs_nginx = pytest.mark.skipif(
+    not os.access(NGINX, os.X_OK), reason="Debian's nginx is not installed (scripts/apt-install.sh nginx)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx_config(root: Path, ports: tuple[int, int], listen: int, public: Path) -> Path:
+    """The deploy site inside a minimal nginx.conf, its addresses and paths moved under ``root``."""
+    site = SITE.read_text(encoding="utf-8")
+    replacements = {
+        "127.0.0.1:5001": f"127.0.0.1:{ports[0]}",
+        "127.0.0.1:5002": f"127.0.0.1:{ports[1]}",
+        "/srv/geoapp/public": str(public),
+        "/var/cache/nginx/": f"{root}/cache/",
+        "listen 80;": f"listen 127.0.0.1:{listen};",
+        "listen [::]:80;": "",
+    }
+    for old, new in replacements.items():
+        assert old in site, old
+        site = site.replace(old, new)
+    (root / "site.conf").write_text(site, encoding="utf-8")
+    user = "user root;" if os.geteuid() == 0 else ""  # root's tmp folders are 0700: the workers must read them
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"""
+{user}
+worker_processes 2;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {root}/access.log;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    include {root}/site.conf;
+}}
+""",
+        encoding="utf-8",
+    )
+    (root / "tmp").mkdir(exist_ok=True)
+    (root / "cache").mkdir(exist_ok=True)  # as Debian's nginx package makes /var/cache/nginx
+    return conf
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, demo_gpkg):
+    """Two gunicorn servers on one store, the published map, and nginx in front: yields (base URL, logs)."""
+    root = tmp_path_factory.mktemp("deploy")
+    database = root / "geoapp.gpkg"
+    shutil.copy(demo_gpkg, database)
+    settings = {
+        "GEOAPP_DATABASE": str(database),
+        "GEOAPP_BASEMAP": "none",
+        "GEOAPP_WORKERS": "1",
+        "GEOAPP_PROXIES": "1",
+        "GEOAPP_SECRET_KEY": "the-same-on-every-server",
+    }
+    env = {**os.environ, **settings}
+    subprocess.run(
+        [str(PROJECT_ROOT / ".venv/bin/flask"), "--app", "wsgi", "geoapp", "publish", "--out", str(root / "public")],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    token = subprocess.run(
+        [str(PROJECT_ROOT / ".venv/bin/flask"), "--app", "wsgi", "geoapp", "token", "add", "desk", "--role", "viewer"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    servers, logs = [], []
+    try:
+        for name in ("a", "b"):
+            logs.append(root / f"gunicorn-{name}.log")
+            servers.append(start_server(GUNICORN, logs[-1], 60, **settings))
+        yield root, database, token, servers, logs
+    finally:
+        for proc, _ in servers:
+            stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def nginx(stack):
+    root, _, _, servers, _ = stack
+    ports = tuple(int(base.rsplit(":", 1)[1]) for _, base in servers)
+    listen = _free_port()
+    conf = nginx_config(root, ports, listen, root / "public")
+    check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(root)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(root), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{listen}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/public/", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_server(proc)
+                pytest.fail(f"nginx did not serve on {base}:\n{(root / 'error.log').read_text()}")
+            time.sleep(0.1)
+    yield base
+    stop_server(proc)
+
+
+def get(url: str, **headers: str):
+    """(status, headers, raw body): the body as sent, not decompressed."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+@needs_nginx
+def test_requests_are_spread_over_both_app_servers(nginx, stack):
+    logs = stack[4]
+    before = [log.read_text().count("GET /api/layers/roads/features") for log in logs]
+    for i in range(20):  # each a different answer: none comes from the cache
+        status, _, _ = get(f"{nginx}/api/layers/roads/features?limit={i + 1}")
+        assert status == 200
+    after = [log.read_text().count("GET /api/layers/roads/features") for log in logs]
+    served = [a - b for a, b in zip(after, before, strict=True)]
+    assert sum(served) == 20 and min(served) >= 5, served
+
+
+@needs_nginx
+def test_answers_are_compressed_and_vendor_assets_cached_for_a_week(nginx):
+    for path in ("/", "/api/layers", "/static/vendor/leaflet/dist/leaflet.js", "/static/onemap.css"):
+        status, headers, body = get(f"{nginx}{path}", **{"Accept-Encoding": "gzip"})
+        assert status == 200, path
+        assert headers["Content-Encoding"] == "gzip", path
+        assert gzip.decompress(body), path
+    status, headers, _ = get(f"{nginx}/static/vendor/leaflet/dist/leaflet.js")
+    assert "max-age=604800" in headers["Cache-Control"] and "public" in headers["Cache-Control"]
+    status, headers, _ = get(f"{nginx}/static/vendor/leaflet/dist/leaflet.js")
+    assert headers["X-Cache-Status"] == "HIT"
+
+
+@needs_nginx
+def test_the_public_api_is_cached_briefly_and_staff_answers_never(nginx, stack):
+    token = stack[2]
+    url = f"{nginx}/api/layers/waterlogging_points/features?limit=50"
+    first = get(url)
+    second = get(url)
+    assert first[1]["X-Cache-Status"] in ("MISS", "EXPIRED") and second[1]["X-Cache-Status"] == "HIT"
+    assert second[2] == first[2]
+    assert b"contact_phone" not in second[2]
+
+    staff = get(url, Authorization=f"Bearer {token}")
+    assert staff[0] == 200 and staff[1]["X-Cache-Status"] == "BYPASS"
+    assert "no-store" in staff[1]["Cache-Control"] and "private" in staff[1]["Cache-Control"]
+    assert b"contact_phone" in staff[2]
+    again = get(url)  # the staff answer was not stored for the public
+    assert again[1]["X-Cache-Status"] == "HIT" and b"contact_phone" not in again[2]
+    with_cookie = get(url, Cookie="session=anything")
+    assert with_cookie[1]["X-Cache-Status"] == "BYPASS"
+
+
+@needs_nginx
+def test_the_published_map_is_served_from_its_gzip_files(nginx, stack):
+    public = stack[0] / "public"
+    for path, file in (
+        ("/public/", "index.html"),
+        ("/public/index.en.html", "index.en.html"),
+        ("/public/data/manhole_covers.geojson", "data/manhole_covers.geojson"),
+        ("/public/static/js/pages/onemap.js", "static/js/pages/onemap.js"),
+        ("/public/static/vendor/leaflet/dist/leaflet.js", "static/vendor/leaflet/dist/leaflet.js"),
+    ):
+        status, headers, body = get(f"{nginx}{path}", **{"Accept-Encoding": "gzip"})
+        assert status == 200, path
+        assert headers["Content-Encoding"] == "gzip", path
+        assert body == (public / f"{file}.gz").read_bytes(), path  # the file publish wrote, not compressed anew
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        max_age = re.search(r"max-age=(\d+)", headers["Cache-Control"]).group(1)
+        assert max_age == ("604800" if "/vendor/" in path else "60"), path
+    _, headers, body = get(f"{nginx}/public/data/manhole_covers.geojson")
+    assert headers["Content-Type"] == "application/geo+json" and body.startswith(b'{"type":"FeatureCollection"')
+    status, headers, _ = get(f"{nginx}/public")
+    assert status == 200  # redirected to /public/
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize("unit", ["geoapp@5001.service", "geoapp-publish.service", "geoapp-publish.timer"])
+def test_the_systemd_units_verify(tmp_path, unit):
+    """Each unit with its paths pointed at this checkout; systemd-analyze prints nothing for a good unit."""
+    env = tmp_path / "geoapp.env"
+    env.write_text("GEOAPP_SECRET_KEY=x\n")
+    for source in (DEPLOY / "systemd").glob("geoapp*"):
+        text = source.read_text(encoding="utf-8").replace("/srv/geoapp/app", str(PROJECT_ROOT))
+        (tmp_path / source.name).write_text(text.replace("/etc/geoapp/geoapp.env", str(env)), encoding="utf-8")
+    shutil.copy(tmp_path / "geoapp@.service", tmp_path / "geoapp@5001.service")
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", "--man=no", str(tmp_path / unit)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
