@@ -13,6 +13,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import edits
 
         return edits.main(argv[1:])
+    if argv[:1] == ["pygeoapi"]:
+        from bench import pygeoapi
+
+        return pygeoapi.main(argv[1:])
     from bench import suite
 
     return suite.main(argv)
