@@ -13,6 +13,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import edits
 
         return edits.main(argv[1:])
+    if argv[:1] == ["static"]:
+        # nginx and wrk against gunicorn: the servers only
+        from bench import static
+
+        return static.main(argv[1:])
     if argv[:1] == ["pygeoapi"]:
         from bench import pygeoapi
 

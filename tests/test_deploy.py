@@ -15,15 +15,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from bench.static import nginx_config
 from geoapp.config import PROJECT_ROOT
 from tests.conftest import start_server, stop_server
 
 DEPLOY = PROJECT_ROOT / "deploy"
-SITE = DEPLOY / "nginx" / "geoapp.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 GUNICORN = [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"]
@@ -37,49 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def nginx_config(root: Path, ports: tuple[int, int], listen: int, public: Path) -> Path:
-    """The deploy site inside a minimal nginx.conf, its addresses and paths moved under ``root``."""
-    site = SITE.read_text(encoding="utf-8")
-    replacements = {
-        "127.0.0.1:5001": f"127.0.0.1:{ports[0]}",
-        "127.0.0.1:5002": f"127.0.0.1:{ports[1]}",
-        "/srv/geoapp/public": str(public),
-        "/var/cache/nginx/": f"{root}/cache/",
-        "listen 80;": f"listen 127.0.0.1:{listen};",
-        "listen [::]:80;": "",
-    }
-    for old, new in replacements.items():
-        assert old in site, old
-        site = site.replace(old, new)
-    (root / "site.conf").write_text(site, encoding="utf-8")
-    user = "user root;" if os.geteuid() == 0 else ""  # root's tmp folders are 0700: the workers must read them
-    conf = root / "nginx.conf"
-    conf.write_text(
-        f"""
-{user}
-worker_processes 2;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {root}/access.log;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    include {root}/site.conf;
-}}
-""",
-        encoding="utf-8",
-    )
-    (root / "tmp").mkdir(exist_ok=True)
-    (root / "cache").mkdir(exist_ok=True)  # as Debian's nginx package makes /var/cache/nginx
-    return conf
 
 
 @pytest.fixture(scope="module")
