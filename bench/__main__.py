@@ -1,5 +1,6 @@
 """``python -m bench [options]``: the whole benchmark (:mod:`bench.suite`); ``python -m bench edits [options]``: the
-edits part alone (:mod:`bench.edits`)."""
+edits part alone (:mod:`bench.edits`); ``python -m bench scale [options]``: the scale figures per backend
+(:mod:`bench.scale`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import pygeoapi
 
         return pygeoapi.main(argv[1:])
+    if argv[:1] == ["scale"]:
+        # the same: servers, wrk and the HTTP API only
+        from bench import scale
+
+        return scale.main(argv[1:])
     from bench import suite
 
     return suite.main(argv)

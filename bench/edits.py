@@ -455,7 +455,7 @@ def run_steps(
     progress(f"edits, {label}: {settings.readers} readers x {settings.reads} bbox pages, no edits")
     with timing.no_gc():
         quiet = read_pages(ports, pages, settings, done, time.perf_counter() + settings.budget_s)
-    _raise_failures(quiet)
+    raise_failures(quiet)
     result.reads_quiet = Stats.of(quiet.durations_ns)
     result.slowest_ms["quiet"] = max(quiet.durations_ns) / 1e6
     result.service["quiet"] = Stats.of(quiet.service_ns)
@@ -478,7 +478,7 @@ def run_steps(
         thread.join()
     if "error" in writer:
         raise writer["error"]
-    _raise_failures(during)
+    raise_failures(during)
     result.reads_edits = Stats.of(during.durations_ns)
     result.slowest_ms["edits"] = max(during.durations_ns) / 1e6
     result.service["edits"] = Stats.of(during.service_ns)
@@ -538,7 +538,7 @@ def result_check(result: SizeResult, fresh: bool, instance: Instance, fid: int) 
         result.notes.append(f"stale: instance {instance.name} did not show the edit of cover {fid}")
 
 
-def _raise_failures(reads: Reads) -> None:
+def raise_failures(reads: Reads) -> None:
     if reads.failures:
         raise RuntimeError("; ".join(reads.failures[:3]))
 
@@ -695,16 +695,16 @@ def run(settings: Settings, progress: Callable[[str], None]) -> list[SizeResult]
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _count(text: str) -> int:
+def at_least_one(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def size_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(_count(part) for part in text.split(","))
+        return tuple(at_least_one(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"sizes must be whole numbers separated by commas, not {text!r}") from None
 
@@ -712,11 +712,11 @@ def _sizes(text: str) -> tuple[int, ...]:
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(prog="python -m bench edits", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
-    add("--sizes", type=_sizes, default=SIZES, help="synthetic covers added to the demo's, comma-separated")
-    add("--repeat", type=_count, default=REPEAT, help=f"edits timed for the next read (default {REPEAT})")
-    add("--edits", type=_count, default=EDITS, help=f"edits in the burst (default {EDITS})")
-    add("--readers", type=_count, default=READERS, help=f"reader threads (default {READERS})")
-    add("--reads", type=_count, default=READS, help=f"bbox pages per reader (default {READS})")
+    add("--sizes", type=size_list, default=SIZES, help="synthetic covers added to the demo's, comma-separated")
+    add("--repeat", type=at_least_one, default=REPEAT, help=f"edits timed for the next read (default {REPEAT})")
+    add("--edits", type=at_least_one, default=EDITS, help=f"edits in the burst (default {EDITS})")
+    add("--readers", type=at_least_one, default=READERS, help=f"reader threads (default {READERS})")
+    add("--reads", type=at_least_one, default=READS, help=f"bbox pages per reader (default {READS})")
     add("--interval", type=float, default=INTERVAL_S, help=f"seconds between a reader's reads (default {INTERVAL_S})")
     add("--budget", type=float, default=BUDGET_S, help=f"seconds per timed step and size (default {BUDGET_S:.0f})")
     add("--seed", type=int, default=SEED, help="seed of the synthetic covers, pages and edits")
