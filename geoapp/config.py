@@ -22,7 +22,20 @@ SETTINGS = (
     Setting(
         "GEOAPP_DATABASE",
         "instance/geoapp.gpkg",
-        "The store: a GeoPackage path (relative paths start at the project folder).",
+        "The store: a GeoPackage path (relative paths start at the project folder), or a PostgreSQL + PostGIS "
+        "database as postgresql://user[:password]@host:port/database (several app servers on one database).",
+    ),
+    Setting(
+        "GEOAPP_SQL_ABOVE",
+        "250000",
+        "PostGIS only: layers with more features than this are queried in SQL on the GiST index; smaller layers "
+        "are held in memory and follow the database's versions on every request.",
+    ),
+    Setting(
+        "GEOAPP_POOL_SIZE",
+        "8",
+        "PostGIS only: database connections each worker process may hold (gunicorn workers x this, per server, "
+        "must stay under the server's max_connections).",
     ),
     Setting("GEOAPP_LAYERS", "layers", "Folder of layer definitions, one YAML file per layer."),
     Setting(
@@ -100,7 +113,8 @@ def load(app, test_config: dict | None = None) -> None:
     if test_config:
         app.config.update(test_config)
     for key in ("GEOAPP_DATABASE", "GEOAPP_LAYERS", "GEOAPP_TILE_CACHE"):
-        app.config[key] = str(resolve(app.config[key]))
+        if "://" not in app.config[key]:  # a database URL is not a path
+            app.config[key] = str(resolve(app.config[key]))
 
 
 def number(values, name: str, *, minimum: float = 0, integer: bool = False) -> float:

@@ -20,8 +20,25 @@ from geoapp.core.layers import Registry
 from geoapp.store import create_store
 from geoapp.store.base import Actor
 from geoapp.web import create_app
+from tests.backends import Postgres
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
+#: every store backend; a module marked ``@pytest.mark.backends(*BACKENDS)`` runs on each, others on the first
+BACKENDS = ("gpkg", "postgis")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", marker.args if marker else BACKENDS[:1], scope="module")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL + PostGIS cluster for the run (see tests/backends.py)."""
+    server = Postgres()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +61,39 @@ def demo_gpkg(tmp_path_factory, registry, demo_data):
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_postgis(request, registry, demo_data):
+    """The demo district in a template database, built once; each test gets a copy."""
+    server = request.getfixturevalue("postgres")
+    url = server.create()
+    create_store(registry, url, demo_data, demo=True).close()
+    return url.rsplit("/", 1)[1]
+
+
 @pytest.fixture
-def database(tmp_path, demo_gpkg):
-    path = tmp_path / "geoapp.gpkg"
-    shutil.copy(demo_gpkg, path)
-    return path
+def location(backend, tmp_path, request):
+    """Where a new, empty store goes on the backend under test: a file path, or an empty database's URL."""
+    if backend == "gpkg":
+        yield str(tmp_path / "store.gpkg")
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def database(backend, tmp_path, request):
+    """A copy of the demo district on the backend under test: a GeoPackage path, or a database URL."""
+    if backend == "gpkg":
+        path = tmp_path / "geoapp.gpkg"
+        shutil.copy(request.getfixturevalue("demo_gpkg"), path)
+        yield path
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create(template=request.getfixturevalue("demo_postgis"))
+    yield url
+    server.drop(url)
 
 
 #: Argon2 at its cheapest: tests check what the hashing is for, not what it costs

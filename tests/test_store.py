@@ -18,11 +18,11 @@ from geoapp.store.base import Actor
 
 GEOD = Geod(ellps="WGS84")
 ACTOR = Actor("tester", "cli", roles=frozenset({"admin"}))
-BACKENDS = ["gpkg"]
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request, registry, tmp_path):
+@pytest.fixture
+def store(registry, location):
     hoardings = gpd.GeoDataFrame(
         {
             "site": ["湛南路东段", "开源路北侧"],
@@ -40,11 +40,7 @@ def store(request, registry, tmp_path):
         geometry=[shapely.Point(113.305, 33.735)],
         crs="EPSG:4326",
     )
-    store = create_store(
-        registry,
-        str(tmp_path / "s.gpkg"),
-        {"construction_hoardings": hoardings, "waterlogging_points": points},
-    )
+    store = create_store(registry, location, {"construction_hoardings": hoardings, "waterlogging_points": points})
     yield store
     store.close()
 
@@ -143,25 +139,26 @@ def test_invalid_insert_writes_nothing(store):
 
 
 def test_create_refuses_to_overwrite_without_force(store, registry):
-    with pytest.raises(StoreError, match="already exists"):
-        create_store(registry, str(store.path))
+    with pytest.raises(StoreError, match="pass --force"):
+        create_store(registry, store.location)
+    assert _rows(store, "construction_hoardings") == 2
 
 
-def test_create_with_bad_data_writes_nothing(registry, tmp_path):
+def test_create_with_bad_data_writes_nothing(registry, location):
     bad = gpd.GeoDataFrame(
         {"name": ["a", "b"], "road": ["x", "y"], "status": ["dry", "flooded!"]},
         geometry=[shapely.Point(113.3, 33.7), shapely.Point(113.31, 33.71)],
         crs="EPSG:4326",
     )
-    target = tmp_path / "bad.gpkg"
     with pytest.raises(InvalidFeature, match="feature 1: 'status'"):
-        create_store(registry, str(target), {"waterlogging_points": bad})
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_open_refuses_a_missing_store(registry, tmp_path):
+        create_store(registry, location, {"waterlogging_points": bad})
     with pytest.raises(StoreError, match="geoapp init"):
-        open_store(registry, str(tmp_path / "none.gpkg"))
+        open_store(registry, location)  # nothing was written: there is no store to open
+
+
+def test_open_refuses_a_missing_store(registry, location):
+    with pytest.raises(StoreError, match="geoapp init"):
+        open_store(registry, location)
 
 
 def test_load_returns_declared_python_types_with_none_for_missing(store):

@@ -68,3 +68,22 @@ def project(geoms, src: str, dst: str):
         return np.column_stack([x, y])
 
     return shapely.transform(geoms, _xy)
+
+
+def lonlat_envelope(point, radius: float, metric: str) -> tuple[float, float, float, float] | None:
+    """A lon/lat box holding the square of ``radius`` metres around a point of the metric CRS, or None where
+    that CRS says nothing.
+
+    The square's image is slightly curved; nine samples an edge and a 1 % pad hold it whole (every
+    candidate inside is then measured exactly in metres).
+    """
+    steps = np.linspace(-1.0, 1.0, 9)
+    ones = np.ones(9)
+    xs = point.x + radius * np.concatenate([steps, steps, -ones, ones])
+    ys = point.y + radius * np.concatenate([-ones, ones, steps, steps])
+    lon, lat = transformer(metric, STORAGE_CRS).transform(xs, ys)
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+        return None
+    pad_x = 0.01 * (lon.max() - lon.min()) + 1e-9
+    pad_y = 0.01 * (lat.max() - lat.min()) + 1e-9
+    return lon.min() - pad_x, lat.min() - pad_y, lon.max() + pad_x, lat.max() + pad_y

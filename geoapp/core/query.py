@@ -22,7 +22,7 @@ DEFAULT_LIMIT = 100
 MAX_RADIUS_M = 50_000  # a radius search covers a district, not a province
 MAX_K = 1000
 MAX_LIMIT = 10_000
-SPATIAL_PARAMETERS = ("bbox", "near", "radius", "nearest", "k", "within", "limit", "offset")
+SPATIAL_PARAMETERS = ("bbox", "near", "radius", "nearest", "k", "within", "limit", "offset", "after")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,14 @@ def features_request(
     offset = parse_int(one.get("offset", "0"), "offset")
     if offset < 0:
         raise InvalidParameter("offset must be a whole number >= 0", parameter="offset")
-    query = Query(bbox=bbox, near=near, nearest=nearest, within=within, filters=filters)
+    after = None
+    if "after" in one:  # keyset paging: the next page starts after the last fid seen, however the layer changed
+        if near or nearest:
+            raise InvalidParameter("after pages in fid order; results by distance page with offset", parameter="after")
+        after = parse_int(one["after"], "after")
+        if after < 0:
+            raise InvalidParameter("after must be a feature id (a whole number >= 0)", parameter="after")
+    query = Query(bbox=bbox, near=near, nearest=nearest, within=within, filters=filters, after=after)
     return FeaturesRequest(query, limit, offset, depends)
 
 

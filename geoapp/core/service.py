@@ -17,8 +17,20 @@ from geoapp.store.memindex import MemIndex
 class Service:
     """The registry now; the store, its reader and the use cases opened on first use (the store may not exist yet)."""
 
-    def __init__(self, registry: Registry, database: str, metric_crs: str = "auto", *, figures: tuple = ()):
+    def __init__(
+        self,
+        registry: Registry,
+        database: str,
+        metric_crs: str = "auto",
+        *,
+        figures: tuple = (),
+        sql_above: int = 250_000,
+        pool_size: int | None = None,
+    ):
         self.registry = registry
+        #: a database store answers layers of more features than this in SQL (see ``GEOAPP_SQL_ABOVE``)
+        self.sql_above = sql_above
+        self.pool_size = pool_size
         #: the work report's headline figures (``geoapp.core.stats``), counted from the layers
         self.figures = figures
         self.database = database
@@ -30,14 +42,16 @@ class Service:
 
     def _open(self, store: Store) -> None:
         self._store = store
-        # a store that answers reads itself (a database) is its own reader; the embedded one has indexes in memory
-        self._reader = store if isinstance(store, FeatureReader) else MemIndex(store)
+        # layers are read from indexes in memory that follow the store's versions; a database answers the
+        # large ones itself, in SQL
+        sql = store.sql_reader() if hasattr(store, "sql_reader") else None
+        self._reader = MemIndex(store, sql=sql, sql_above=self.sql_above)
         self._editing = Editing(store, self._reader)
 
     def _ensure(self) -> None:
         with self._lock:
             if self._store is None:
-                self._open(open_store(self.registry, self.database))
+                self._open(open_store(self.registry, self.database, pool_size=self.pool_size))
 
     @property
     def store(self) -> Store:

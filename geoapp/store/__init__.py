@@ -10,19 +10,20 @@ from geoapp.errors import StoreError
 from geoapp.store.base import Feature, Store
 
 #: backend name -> "module:Class"; a URL scheme or a file suffix picks the backend
-BACKENDS = {"gpkg": "geoapp.store.gpkg:GeoPackageStore"}
+BACKENDS = {"gpkg": "geoapp.store.gpkg:GeoPackageStore", "postgresql": "geoapp.store.postgis:PostGISStore"}
 
 __all__ = ["BACKENDS", "Feature", "Store", "backend_class", "create_store", "open_store"]
 
 
 def backend_class(location: str) -> type[Store]:
-    """The store class for a location: ``path/to/file.gpkg`` or ``gpkg:path``."""
+    """The store class for a location: ``path/to/file.gpkg``, ``gpkg:path`` or ``postgresql://user@host:port/db``."""
     scheme = urlsplit(location).scheme
     name = "gpkg" if location.endswith(".gpkg") or len(scheme) <= 1 else scheme
+    name = "postgresql" if name == "postgres" else name
     if name not in BACKENDS:
         raise StoreError(
             f"unknown store backend {name!r} in {location!r}; available: {', '.join(BACKENDS)} "
-            "(a path ending in .gpkg)",
+            "(a path ending in .gpkg, or postgresql://user@host:port/database)",
             parameter="GEOAPP_DATABASE",
         )
     module, _, cls = BACKENDS[name].partition(":")
@@ -33,9 +34,11 @@ def _path(location: str) -> str:
     return location.removeprefix("gpkg:")
 
 
-def open_store(registry: Registry, location: str) -> Store:
-    """Open an existing store."""
-    return backend_class(location)(registry, _path(location))
+def open_store(registry: Registry, location: str, *, pool_size: int | None = None) -> Store:
+    """Open an existing store (``pool_size``: connections per process, for a database server)."""
+    cls = backend_class(location)
+    options = {"pool_size": pool_size} if pool_size and cls.backend == "postgis" else {}
+    return cls(registry, _path(location), **options)
 
 
 def create_store(registry: Registry, location: str, data=None, **options) -> Store:

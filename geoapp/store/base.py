@@ -104,6 +104,7 @@ class Query:
     nearest: tuple[float, float, int] | None = None  # lon, lat, k
     within: BaseGeometry | None = None  # lon/lat polygon
     filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # field -> accepted values
+    after: int | None = None  # keyset paging in fid order: only features whose fid is greater
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ class Page:
 
     Results are ordered by fid, or by distance then fid when the query gave a point (``near`` or
     ``nearest``); then each feature carries ``distance_m`` in its properties and ``distances``
-    lists them in metres.
+    lists them in metres. ``matched`` counts every match of the query whatever the page (``after``
+    does not change it); ``estimated`` says it is the database planner's estimate (a very large selection);
+    ``more`` says whether matches follow this page.
     """
 
     features: list[bytes]
@@ -120,6 +123,8 @@ class Page:
     matched: int
     version: int
     distances: list[float] | None = None
+    estimated: bool = False
+    more: bool = False
 
 
 @dataclass(frozen=True)

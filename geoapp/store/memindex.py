@@ -28,7 +28,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geoapp.core import encode
-from geoapp.core.crs import STORAGE_CRS, project, transformer
+from geoapp.core.crs import STORAGE_CRS, lonlat_envelope, project, transformer
 from geoapp.core.layers import Layer
 from geoapp.errors import InvalidParameter
 from geoapp.store.base import (
@@ -173,21 +173,8 @@ class Base:
         return candidates[keep], distances[keep]
 
     def _lonlat_envelope(self, point: shapely.Point, radius: float) -> BaseGeometry:
-        """A lon/lat box holding the metric square around ``point``: its edges sampled back to lon/lat, padded.
-
-        The square's image is slightly curved; nine samples an edge and a 1 % pad hold it whole, and
-        every candidate is then measured exactly in metres.
-        """
-        steps = np.linspace(-1.0, 1.0, 9)
-        ones = np.ones(9)
-        xs = point.x + radius * np.concatenate([steps, steps, -ones, ones])
-        ys = point.y + radius * np.concatenate([-ones, ones, steps, steps])
-        lon, lat = transformer(self.metric_crs, STORAGE_CRS).transform(xs, ys)
-        if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-            return shapely.box(0, 0, 0, 0).buffer(-1)  # outside what the metric CRS can say: nothing
-        pad_x = 0.01 * (lon.max() - lon.min()) + 1e-9
-        pad_y = 0.01 * (lat.max() - lat.min()) + 1e-9
-        return shapely.box(lon.min() - pad_x, lat.min() - pad_y, lon.max() + pad_x, lat.max() + pad_y)
+        box = lonlat_envelope(point, radius, self.metric_crs)
+        return shapely.box(0, 0, 0, 0).buffer(-1) if box is None else shapely.box(*box)  # None: nothing
 
     def nearest_points(self, point: shapely.Point, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest of the sorted positions ``allowed`` (a point layer), by a growing exact radius search.
@@ -499,16 +486,31 @@ class Snapshot:
 class MemIndex(FeatureReader):
     """Answers reads of a store's layers from in-memory snapshots kept in step with the store's versions."""
 
-    def __init__(self, store: Store, *, merge_after: int = MERGE_AFTER):
+    def __init__(
+        self, store: Store, *, merge_after: int = MERGE_AFTER, sql: FeatureReader | None = None, sql_above: int = 0
+    ):
         self.store = store
         self.registry = store.registry
         self.merge_after = merge_after
+        #: a reader that answers in the database, for layers of more than ``sql_above`` features
+        self.sql = sql
+        self.sql_above = sql_above
+        self._sql_layers: dict[str, bool] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._locks = {layer_id: threading.Lock() for layer_id in self.registry.ids}
         self._merging: dict[str, threading.Thread] = {}
 
     def layer(self, layer_id: str) -> Layer:
         return self.registry.require(layer_id)
+
+    def _in_sql(self, layer_id: str) -> bool:
+        """Whether the database answers this layer (decided once per process, from the layer's size)."""
+        found = self._sql_layers.get(layer_id)
+        if found is None:
+            self.layer(layer_id)
+            found = self.sql is not None and self.store.estimated_count(layer_id) > self.sql_above
+            self._sql_layers[layer_id] = found
+        return found
 
     def _base(self, layer_id: str) -> Base:
         data = self.store.load(layer_id)
@@ -568,6 +570,8 @@ class MemIndex(FeatureReader):
         """Build every layer's snapshot and k-nearest index now (before a server forks its workers)."""
         versions = self.store.versions()
         for layer_id in self.registry.ids:
+            if self._in_sql(layer_id):
+                continue
             snap = self.snapshot(layer_id, versions[layer_id])
             if len(snap.base) > BRUTE_FORCE_NEAREST and not snap.base.points:
                 snap.base.nearest_by_bounds(shapely.Point(0, 0), 1)  # builds the R-tree (lines and areas)
@@ -598,20 +602,28 @@ class MemIndex(FeatureReader):
             Features ordered by fid, or by distance then fid when ``near`` or ``nearest`` is given
             (with ``distance_m`` in metres, measured in the metric CRS).
         """
+        if self._in_sql(layer_id):
+            return self.sql.select(layer_id, query, offset, limit, visibility)
         snap = self.snapshot(layer_id)
         fids, distances = snap.match(query)
+        matched = len(fids)
+        if query.after is not None:
+            fids = fids[np.searchsorted(fids, query.after, side="right") :]
         cut = slice(offset, offset + limit)
         page_fids = fids[cut]
         page_distances = None if distances is None else distances[cut]
         return Page(
             features=snap.features(page_fids, page_distances, visibility),
             ids=page_fids.tolist(),
-            matched=len(fids),
+            matched=matched,
             version=snap.version,
             distances=None if page_distances is None else page_distances.tolist(),
+            more=offset + limit < len(fids),
         )
 
     def get(self, layer_id: str, fid: int, visibility: Visibility = "public") -> Feature | None:
+        if self._in_sql(layer_id):
+            return self.sql.get(layer_id, fid, visibility)
         feature = self.snapshot(layer_id).get(fid)
         if feature is None:
             return None
@@ -619,6 +631,8 @@ class MemIndex(FeatureReader):
         return Feature(layer_id, fid, feature.geometry, {n: feature.properties.get(n) for n in names}, feature.version)
 
     def count(self, layer_id: str, filters: Mapping[str, Sequence[Any]] | None = None) -> int:
+        if self._in_sql(layer_id):
+            return self.sql.count(layer_id, filters)
         snap = self.snapshot(layer_id)
         return snap.count(filters) if filters else len(snap)
 
@@ -627,7 +641,12 @@ class MemIndex(FeatureReader):
 
     def summary(self) -> dict[str, LayerSummary]:
         versions = self.store.versions()
-        return {layer_id: self.snapshot(layer_id, versions[layer_id]).summary() for layer_id in self.registry.ids}
+        return {
+            layer_id: self.sql.layer_summary(layer_id, versions[layer_id])
+            if self._in_sql(layer_id)
+            else self.snapshot(layer_id, versions[layer_id]).summary()
+            for layer_id in self.registry.ids
+        }
 
     def search(self, text: str, limit: int) -> list[dict[str, Any]]:
         """Features whose title (name, site, code ...) contains ``text``, across the operational layers.
@@ -638,6 +657,9 @@ class MemIndex(FeatureReader):
         hits: list[tuple[bool, int, int, dict[str, Any]]] = []
         for rank, layer in enumerate(reversed(list(self.registry))):
             if layer.context:
+                continue
+            if self._in_sql(layer.id):
+                hits += [(miss, rank, fid, hit) for miss, fid, hit in self.sql.search_layer(layer, needle, limit)]
                 continue
             snap = self.snapshot(layer.id)
             fids, exact = snap.search(needle)

@@ -205,6 +205,7 @@ class Records:
         refused: TooManyAttempts | None = None
         attempt = secrets.token_hex(8)
         with self._transaction() as conn:  # one write transaction: attempts are read and counted one at a time
+            self._serialize_sign_in(conn)
             self._flush_login_refusals(conn, since)
 
             def times(*where) -> list[float]:
@@ -227,6 +228,9 @@ class Records:
         if refused is not None:
             raise refused
         return attempt
+
+    def _serialize_sign_in(self, conn: Any) -> None:
+        """Make sign-in transactions wait for each other (a backend whose write transactions do not already)."""
 
     def login_succeeded(self, attempt: str) -> None:
         """Forget the failures of the account and address whose attempt this was."""

@@ -40,7 +40,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     figures = stats.load_figures(app.config["GEOAPP_LAYERS"], registry)
     app.extensions["geoapp"] = Service(
-        registry, app.config["GEOAPP_DATABASE"], app.config["GEOAPP_METRIC_CRS"], figures=figures
+        registry,
+        app.config["GEOAPP_DATABASE"],
+        app.config["GEOAPP_METRIC_CRS"],
+        figures=figures,
+        sql_above=int(config.number(app.config, "GEOAPP_SQL_ABOVE", integer=True)),
+        pool_size=int(config.number(app.config, "GEOAPP_POOL_SIZE", minimum=1, integer=True)),
     )
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])

@@ -130,19 +130,20 @@ def features(layer_id: str):
     req = features_request(reader, spec, args, visibility=vis)
     page = reader.select(layer_id, req.query, req.offset, req.limit, vis)
     returned = len(page.features)
-    links = [{"rel": "self", "href": _link(args, req.offset, req.limit), "type": GEOJSON}]
-    if req.offset + returned < page.matched:
-        links.append({"rel": "next", "href": _link(args, req.offset + req.limit, req.limit), "type": GEOJSON})
+    links = [{"rel": "self", "href": request.url, "type": GEOJSON}]
+    by_distance = req.query.near is not None or req.query.nearest is not None
+    if page.more and by_distance:
+        links.append({"rel": "next", "href": _link(args, limit=req.limit, offset=req.offset + req.limit)})
+    elif page.more:  # keyset: exact while the layer changes, and as fast on the last page as on the first
+        links.append({"rel": "next", "href": _link(args, limit=req.limit, after=page.ids[-1])})
     if req.offset > 0:
-        links.append({"rel": "prev", "href": _link(args, max(0, req.offset - req.limit), req.limit), "type": GEOJSON})
-    body = encode.collection(
-        page.features,
-        numberMatched=page.matched,
-        numberReturned=returned,
-        layer=layer_id,
-        layerVersion=page.version,
-        links=links,
-    )
+        links.append({"rel": "prev", "href": _link(args, limit=req.limit, offset=max(0, req.offset - req.limit))})
+    for link in links[1:]:
+        link["type"] = GEOJSON
+    members = {"numberMatched": page.matched, "numberReturned": returned}
+    if page.estimated:
+        members["numberMatchedEstimated"] = True  # the database's estimate of a very large selection
+    body = encode.collection(page.features, **members, layer=layer_id, layerVersion=page.version, links=links)
     # the answer changes with this layer and with any layer it was asked relative to (within=grid_cells/7)
     versions = reader.versions()
     depends = "-".join(str(versions[d]) for d in req.depends)
@@ -156,9 +157,9 @@ def features(layer_id: str):
     )
 
 
-def _link(args: dict[str, list[str]], offset: int, limit: int) -> str:
-    params = {k: v for k, v in args.items() if k not in ("offset", "limit")}
-    params["limit"], params["offset"] = [str(limit)], [str(offset)]
+def _link(args: dict[str, list[str]], **paging: int) -> str:
+    params = {k: v for k, v in args.items() if k not in ("offset", "limit", "after")}
+    params.update({name: [str(value)] for name, value in paging.items()})
     return f"{request.base_url}?{urlencode(params, doseq=True)}"
 
 
