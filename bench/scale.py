@@ -4,10 +4,13 @@ What is measured
 ----------------
 For each backend and size (default 10,000, 100,000 and 1,000,000 synthetic manhole covers added
 to the demo district's 950, as :mod:`bench.edits` builds them) one store is written: a GeoPackage
-file in a temporary folder, or one PostgreSQL database per size on the private cluster of
-``scripts/pgcluster.py`` (``build/pg``). Every server is gunicorn as ``make run`` starts it
-(``gunicorn.conf.py``: the app preloaded and warmed in ``when_ready``, then :data:`WORKERS` gthread
-workers forked), on its own port.
+file in a temporary folder, or one PostgreSQL database per size on a private cluster of
+``scripts/pgcluster.py`` under ``build/pg-scale`` (not the tests' ``build/pg``, which a test run
+stops when it ends). Every server is gunicorn as ``make run`` starts it (``gunicorn.conf.py``: the
+app preloaded and warmed in ``when_ready``, then :data:`WORKERS` gthread workers forked), on its
+own port. With PostGIS, layers above ``GEOAPP_SQL_ABOVE`` features (250,000 by default) are
+answered in SQL on the GiST index and smaller ones from memory: of the default sizes, only 1M is
+queried in SQL.
 
 1. *Start-up and memory* at the largest size: from launching gunicorn to its first 200 of
    ``/api/layers``, ``--startups`` times (the median is quoted); then the PSS and RSS of the
@@ -57,7 +60,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +91,13 @@ WRK_THREADS = 2
 WRK_TIMEOUT_S = 10
 EDITS = 100
 BUDGET_S = 120.0  # per timed step of the edits part
+SETTLE_TIMEOUT_S = 60.0  # longest wait for a server to finish the previous step's requests
 SEED = 20240711
 TARGET_GROWTH = 3.0  # bbox median, largest size over smallest
 TARGET_BURST_P99_RATIO = edits.TARGET_P99_RATIO
 TARGET_STARTUP_S = edits.TARGET_STARTUP_S
-PG_FOLDER = PROJECT_ROOT / "build" / "pg"
+# its own cluster: the test suite starts and stops build/pg's whenever it runs
+PG_FOLDER = PROJECT_ROOT / "build" / "pg-scale"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS / "scale.json"
@@ -162,6 +167,7 @@ class Load:
     max_ms: float
     non_2xx_3xx: int
     socket_errors: dict[str, int]
+    output: str = ""  # wrk's own report
 
     @property
     def per_second(self) -> float:
@@ -257,10 +263,19 @@ class Stores:
         self.backend = backend
         self.folder = folder
         self.base = None
+        self.started_cluster = False
         if backend == "postgis":
             from scripts import pgcluster
 
-            self.base = pgcluster.start(PG_FOLDER)  # left running: other runs may share the cluster
+            self.started_cluster = pgcluster.url(PG_FOLDER) is None
+            self.base = pgcluster.start(PG_FOLDER)
+
+    def close(self) -> None:
+        """Stop the PostgreSQL cluster if this run started it."""
+        if self.started_cluster:
+            from scripts import pgcluster
+
+            pgcluster.stop(PG_FOLDER)
 
     def location(self, added: int) -> str:
         if self.base is None:
@@ -323,6 +338,31 @@ def database_backends(database: str) -> list[int]:
         if len(title) >= 3 and title[0] == "postgres:" and title[2] == database:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU time of the processes so far."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(instances: Sequence[Instance], busy: float = 0.05, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
+    """Wait until the instances' processes use under ``busy`` of a core (requests of a previous
+    step's closed connections still being answered would otherwise fall on the next step); the wait."""
+    start = time.perf_counter()
+    pids = [pid for i in instances for pid in [i.proc.pid, *i.worker_pids()] if i.proc is not None]
+    before = cpu_seconds(pids)
+    while time.perf_counter() - start < timeout_s:
+        time.sleep(0.5)
+        now = cpu_seconds(pids)
+        if now - before < busy * 0.5:
+            break
+        before = now
+    return time.perf_counter() - start
 
 
 def matched(place: edits.District, path: str) -> int:
@@ -392,6 +432,7 @@ def run_wrk(port: int, target: str, paths: Sequence[str], settings: Settings, fo
         f"-c{settings.connections}",
         f"-d{settings.duration_s}s",
         f"--timeout={WRK_TIMEOUT_S}s",
+        "--latency",
         "-s",
         str(script),
         f"http://127.0.0.1:{port}",
@@ -400,7 +441,6 @@ def run_wrk(port: int, target: str, paths: Sequence[str], settings: Settings, fo
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    (folder / f"wrk-{port}-{len(paths)}.txt").write_text(out.stdout)
     got = orjson.loads(line.removeprefix("WRK_JSON "))
     return Load(
         target=target,
@@ -411,6 +451,7 @@ def run_wrk(port: int, target: str, paths: Sequence[str], settings: Settings, fo
         max_ms=got["max_us"] / 1000,
         non_2xx_3xx=got["status"],
         socket_errors={k: got[k] for k in ("connect", "read", "write", "timeout")},
+        output=out.stdout.replace(line, "").strip(),
     )
 
 
@@ -547,6 +588,8 @@ def measure_backend(
                         started.remove(server)
 
                 for target, paths in (("/", ["/"]), (f"/api/layers/{edits.LAYER_ID}/features?bbox=…", pages[largest])):
+                    if settle([a]) >= SETTLE_TIMEOUT_S:
+                        result.notes.append(f"server A still busy {SETTLE_TIMEOUT_S:.0f} s after the previous step")
                     step(f"wrk {target.partition('?')[0]}")
                     progress(f"scale, {backend}: wrk -c{settings.connections} -d{settings.duration_s}s {target}")
                     result.load.append(run_wrk(a.port, target, paths, settings, folder))
@@ -557,6 +600,7 @@ def measure_backend(
                 b = instance("B", largest)
                 started.append(b)
                 b.start()
+                settle([a, b])
                 measure_burst(result.burst, a, b, places[largest], pages[largest], token, settings, progress)
             except (OSError, RuntimeError) as error:
                 if guard.tripped is None:
@@ -566,6 +610,7 @@ def measure_backend(
         run_parallel([i.stop for i in started])
         for added in places:
             stores.drop(added)
+        stores.close()
     result.uptime.append(uptime())
     return result
 
