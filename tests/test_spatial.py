@@ -1,7 +1,9 @@
 """The reader's queries against independent brute-force computations over the same features.
 
 Everything goes through the :class:`~geoapp.store.base.FeatureReader` interface (``select``), so
-these run over every backend that answers it.
+these run over every reader: in memory over a GeoPackage, in memory over PostGIS, and in SQL on
+PostGIS (every layer sent to the database). All three agreeing with brute force, they agree
+with each other; ``test_sql_and_memory_agree_on_random_queries`` compares them directly too.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def select(reader, layer_id, query):
     return reader.select(layer_id, query, 0, EVERYTHING, "public")
 
 
-@pytest.fixture(scope="module")
-def random_store(registry, tmp_path_factory):
+READERS = ["gpkg", "postgis-memory", "postgis-sql"]
+
+
+def _random_data():
     rng = np.random.default_rng(7)
     n = 3000
     lon = rng.uniform(113.27, 113.33, n)
@@ -52,10 +56,26 @@ def random_store(registry, tmp_path_factory):
         geometry=lines,
         crs="EPSG:4326",
     )
-    path = tmp_path_factory.mktemp("spatial") / "random.gpkg"
-    store = create_store(registry, str(path), {"manhole_covers": covers, "construction_hoardings": hoardings})
-    yield MemIndex(store), covers, hoardings
+    return covers, hoardings
+
+
+def _reader(kind: str, store):
+    # sql_above=-1: every layer is answered in SQL, as a layer larger than GEOAPP_SQL_ABOVE is
+    return MemIndex(store, sql=store.sql_reader(), sql_above=-1) if kind == "postgis-sql" else MemIndex(store)
+
+
+@pytest.fixture(scope="module", params=READERS)
+def random_store(request, registry, tmp_path_factory):
+    covers, hoardings = _random_data()
+    if request.param == "gpkg":
+        location = str(tmp_path_factory.mktemp("spatial") / "random.gpkg")
+    else:
+        location = request.getfixturevalue("postgres").create()
+    store = create_store(registry, location, {"manhole_covers": covers, "construction_hoardings": hoardings})
+    yield _reader(request.param, store), covers, hoardings
     store.close()
+    if request.param != "gpkg":
+        request.getfixturevalue("postgres").drop(location)
 
 
 def _projected(gdf):
@@ -194,3 +214,95 @@ def test_a_new_threads_transformer_projects_exactly_as_a_freshly_resolved_one():
     thread.start()
     thread.join()
     assert np.array_equal(np.column_stack(got["xy"]), expected)
+
+
+@pytest.fixture(scope="module")
+def memory_and_sql(request, registry):
+    """One PostGIS store of the random data, read both ways: from memory and in SQL."""
+    covers, hoardings = _random_data()
+    server = request.getfixturevalue("postgres")
+    location = server.create()
+    store = create_store(registry, location, {"manhole_covers": covers, "construction_hoardings": hoardings})
+    yield _reader("postgis-memory", store), _reader("postgis-sql", store)
+    store.close()
+    server.drop(location)
+
+
+def _random_queries(rng, n):
+    for _ in range(n):
+        lon, lat = rng.uniform(113.26, 113.34), rng.uniform(33.70, 33.76)
+        kind = rng.integers(0, 5)
+        filters = {"status": ["to_fix"]} if rng.random() < 0.3 else {}
+        if kind == 0:
+            yield Query(bbox=(lon, lat, lon + rng.uniform(0, 0.03), lat + rng.uniform(0, 0.02)), filters=filters)
+        elif kind == 1:
+            yield Query(near=(lon, lat, float(rng.uniform(10, 1500))), filters=filters)
+        elif kind == 2:
+            yield Query(nearest=(lon, lat, int(rng.integers(1, 60))), filters=filters)
+        elif kind == 3:
+            area = shapely.Point(lon, lat).buffer(rng.uniform(0.001, 0.01))
+            yield Query(within=area, filters=filters)
+        else:
+            yield Query(filters={"status": ["fixed"]}, after=int(rng.integers(0, 3000)))
+
+
+def test_sql_and_memory_agree_on_random_queries(memory_and_sql):
+    memory, sql = memory_and_sql
+    rng = np.random.default_rng(2024)
+    for query in _random_queries(rng, 120):
+        for layer_id in ("manhole_covers", "construction_hoardings"):
+            offset, limit = int(rng.integers(0, 20)), int(rng.integers(1, 200))
+            a = memory.select(layer_id, query, offset, limit, "internal")
+            b = sql.select(layer_id, query, offset, limit, "internal")
+            assert (a.ids, a.matched, a.more) == (b.ids, b.matched, b.more), (layer_id, query)
+            if a.distances is None:
+                assert a.features == b.features  # the same GeoJSON, byte for byte
+                continue
+            assert b.distances == pytest.approx(a.distances, abs=1e-6)
+            if layer_id == "manhole_covers" and a.ids:
+                lon, lat, _ = query.near or query.nearest
+                points = memory.store.load(layer_id)
+                at = np.searchsorted(points.fids, a.ids)
+                xs = shapely.get_x(points.geometries[at])
+                ys = shapely.get_y(points.geometries[at])
+                _, _, geodesic = GEOD.inv(np.full(len(xs), lon), np.full(len(ys), lat), xs, ys)
+                far = geodesic > 1.0  # a relative error says little about centimetres
+                assert np.allclose(np.array(b.distances)[far], geodesic[far], rtol=0.005)
+
+
+@pytest.mark.parametrize("step", [37, 200])
+def test_keyset_pages_return_every_match_once_while_the_layer_changes(random_store, step):
+    engine, covers, _ = random_store
+    store = engine.store
+    box = (113.27, 33.71, 113.31, 33.74)
+    query = Query(bbox=box)
+    before = set(select(engine, "manhole_covers", query).ids)
+    seen: list[int] = []
+    added, removed = [], []
+    after = None
+    rng = np.random.default_rng(step)
+    while True:
+        page = engine.select("manhole_covers", Query(bbox=box, after=after), 0, step, "public")
+        seen += page.ids
+        if not page.more:
+            break
+        after = page.ids[-1]
+        # between pages someone deletes a feature already seen and one not yet seen, and adds one
+        for fid in (int(rng.choice(seen)), max(before - set(seen) - set(removed), default=None)):
+            if fid is not None and fid not in removed:
+                feature = store.get("manhole_covers", fid)
+                store.delete("manhole_covers", fid, expected_version=feature.version, actor=ACTOR)
+                removed.append(fid)
+        point = shapely.Point(rng.uniform(box[0], box[2]), rng.uniform(box[1], box[3]))
+        props = {"code": f"4199010102{len(added):06d}", "kind": "storm", "status": "to_fix"}
+        added.append(store.insert("manhole_covers", props, point, actor=ACTOR).fid)
+    try:
+        assert len(seen) == len(set(seen)), "a feature came twice"
+        unseen_survivors = before - set(removed) - set(seen)
+        assert not unseen_survivors, f"{len(unseen_survivors)} features that never changed were skipped"
+        assert set(added) <= set(seen)  # new fids are larger than any page's last: they come on later pages
+    finally:
+        for fid in added:
+            store.delete("manhole_covers", fid, expected_version=1, actor=ACTOR)
+        for fid in removed:
+            store.restore("manhole_covers", fid, actor=ACTOR)

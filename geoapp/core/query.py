@@ -85,8 +85,6 @@ def features_request(
         raise InvalidParameter("offset must be a whole number >= 0", parameter="offset")
     after = None
     if "after" in one:  # keyset paging: the next page starts after the last fid seen, however the layer changed
-        if near or nearest:
-            raise InvalidParameter("after pages in fid order; results by distance page with offset", parameter="after")
         after = parse_int(one["after"], "after")
         if after < 0:
             raise InvalidParameter("after must be a feature id (a whole number >= 0)", parameter="after")

@@ -26,6 +26,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from geoapp.core.layers import Registry
+from geoapp.errors import InvalidParameter
 
 VERSION_COLUMN = "_version"
 
@@ -105,6 +106,12 @@ class Query:
     within: BaseGeometry | None = None  # lon/lat polygon
     filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # field -> accepted values
     after: int | None = None  # keyset paging in fid order: only features whose fid is greater
+
+    def __post_init__(self):
+        if self.near and self.nearest:
+            raise InvalidParameter("give either near (with radius) or nearest (with k), not both", parameter="near")
+        if self.after is not None and (self.near or self.nearest):
+            raise InvalidParameter("after pages in fid order; results by distance page with offset", parameter="after")
 
 
 @dataclass(frozen=True)

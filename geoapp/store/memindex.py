@@ -30,7 +30,6 @@ from shapely.geometry.base import BaseGeometry
 from geoapp.core import encode
 from geoapp.core.crs import STORAGE_CRS, lonlat_envelope, project, transformer
 from geoapp.core.layers import Layer
-from geoapp.errors import InvalidParameter
 from geoapp.store.base import (
     Delta,
     Feature,
@@ -355,8 +354,6 @@ class Snapshot:
 
     def match(self, query: Query) -> tuple[np.ndarray, np.ndarray | None]:
         """Matching fids in result order (by fid; by distance then fid from a point) and the distances in metres."""
-        if query.near and query.nearest:
-            raise InvalidParameter("give either near (with radius) or nearest (with k), not both", parameter="near")
         base = self.base
         selected = self._base_select(query)
         extra = self._overlay_select(query)

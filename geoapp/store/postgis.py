@@ -320,7 +320,8 @@ class PostGISStore(FeatureSQL, Records, Store):
         data = {}
         for spec, column in zip(layer.fields, values[1:-1], strict=True):
             array = np.empty(len(column), dtype=object)
-            array[:] = column
+            # JSON writes a whole double precision without its ".0": read it back as the float it is
+            array[:] = [None if v is None else float(v) for v in column] if spec.type == "number" else column
             data[spec.name] = array
         versions = np.array([v or 1 for v in values[-1]], dtype="int64")
         return LayerData(version, fids, geometries, data, versions, tuple(problems))
@@ -460,11 +461,9 @@ class SQLReader(FeatureReader):
         where: list[str] = []
         params: list[Any] = []
         if query.bbox is not None:
-            where.append(f"geom && ST_MakeEnvelope(%s, %s, %s, %s, {STORAGE_SRS_ID})")
+            # ST_Intersects, not && alone: the index's boxes are rounded outward to single precision (a metre here)
+            where.append(f"ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, {STORAGE_SRS_ID}))")
             params += list(query.bbox)
-            if set(layer.geometry) != {"Point"}:  # for points, meeting the box is being in it
-                where.append(f"ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, {STORAGE_SRS_ID}))")
-                params += list(query.bbox)
         if query.within is not None:
             where.append(f"ST_Intersects(geom, ST_GeomFromWKB(%s, {STORAGE_SRS_ID}))")
             params.append(_wkb(query.within))
