@@ -1,7 +1,7 @@
 """The store backends the suite runs on: a GeoPackage file, and a database in a private PostgreSQL cluster.
 
 The cluster (Debian's PostgreSQL and PostGIS, which ``make test`` installs) is started under
-``build/pg`` on a free loopback port for the test run and stopped after it, unless
+``build/pg-test`` on a free loopback port for the test run and stopped after it, unless
 ``GEOAPP_TEST_POSTGRES`` names a running server to use instead (a ``postgresql://`` URL of a
 superuser: the tests create and drop databases). Each test that needs a store gets its own
 database, copied from a template (``CREATE DATABASE ... TEMPLATE``: a file copy, well under a second).
@@ -18,7 +18,7 @@ import psycopg
 from geoapp.config import PROJECT_ROOT
 from scripts import pgcluster
 
-CLUSTER = PROJECT_ROOT / "build" / "pg"
+CLUSTER = PROJECT_ROOT / "build" / "pg-test"
 #: databases the tests make carry this prefix; leftovers of an interrupted run are dropped at the next start
 PREFIX = "geoapp_test_"
 

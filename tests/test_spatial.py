@@ -272,7 +272,7 @@ def test_sql_and_memory_agree_on_random_queries(memory_and_sql):
 
 @pytest.mark.parametrize("step", [37, 200])
 def test_keyset_pages_return_every_match_once_while_the_layer_changes(random_store, step):
-    engine, covers, _ = random_store
+    engine, _, _ = random_store
     store = engine.store
     box = (113.27, 33.71, 113.31, 33.74)
     query = Query(bbox=box)
