@@ -12,7 +12,17 @@ from geoapp.store.base import Feature, Store
 #: backend name -> "module:Class"; a URL scheme or a file suffix picks the backend
 BACKENDS = {"gpkg": "geoapp.store.gpkg:GeoPackageStore", "postgresql": "geoapp.store.postgis:PostGISStore"}
 
-__all__ = ["BACKENDS", "Feature", "Store", "backend_class", "create_store", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "Feature",
+    "Store",
+    "backend_class",
+    "copy_store",
+    "create_store",
+    "open_store",
+    "store_exists",
+    "upgrade_store",
+]
 
 
 def backend_class(location: str) -> type[Store]:
@@ -44,3 +54,34 @@ def open_store(registry: Registry, location: str, *, pool_size: int | None = Non
 def create_store(registry: Registry, location: str, data=None, **options) -> Store:
     """Create a store (see the backend's ``create``) and return it open."""
     return backend_class(location).create(registry, _path(location), data, **options)
+
+
+def store_exists(registry: Registry, location: str) -> bool:
+    """Whether a store opens at ``location``."""
+    try:
+        open_store(registry, location).close()
+    except StoreError:
+        return False
+    return True
+
+
+def upgrade_store(registry: Registry, location: str) -> str:
+    """Migrate a store's schema to this version of geoapp (``geoapp db upgrade``)."""
+    return backend_class(location).upgrade(registry, _path(location))
+
+
+def copy_store(registry: Registry, source: str, target: str, *, force: bool = False, actor) -> Store:
+    """Move a district from one store to another: features with their fids and versions, accounts, audit trail."""
+    cls = backend_class(target)
+    if cls.backend != "postgis":
+        raise StoreError(
+            f"copy writes into a PostgreSQL database (postgresql://user@host:port/database), not {target!r}",
+            parameter="to",
+        )
+    from geoapp.store.postgis import copy_into
+
+    store = open_store(registry, source)
+    try:
+        return copy_into(store, target, force=force, actor=actor)
+    finally:
+        store.close()

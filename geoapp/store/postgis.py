@@ -60,7 +60,7 @@ from geoapp.store.base import (
     Visibility,
 )
 from geoapp.store.features import FeatureSQL, quote
-from geoapp.store.gpkg import SCHEMA_VERSION, _metric_crs_for, _prepared_frame
+from geoapp.store.gpkg import SCHEMA_VERSION, _metric_crs_for, _missing, _prepared_frame
 from geoapp.store.records import Records, audit_row
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -176,6 +176,13 @@ class PostGISStore(FeatureSQL, Records, Store):
         except BaseException:
             self.close()
             raise
+        if "metric_crs" not in meta:
+            self.close()
+            raise StoreError(
+                f"{_safe(location)} has geoapp's tables but no store yet; create it with "
+                "`flask --app wsgi geoapp init --demo`",
+                parameter="database",
+            )
         missing = [layer.id for layer in registry if layer.id not in present]
         if missing or meta.get("schema_version") != SCHEMA_VERSION:
             self.close()
@@ -189,8 +196,8 @@ class PostGISStore(FeatureSQL, Records, Store):
         self.metric_srid = int(self._metric_crs.split(":")[1])
 
     def _check(self) -> tuple[dict[str, str], set[str]]:
-        try:
-            with self._reading() as conn:
+        try:  # one connection of its own: a pool would retry an unreachable server until its timeout
+            with psycopg.connect(self.location, connect_timeout=10, autocommit=True) as conn:
                 meta = dict(conn.execute("SELECT key, value FROM geoapp_meta").fetchall())
                 present = {row[0] for row in conn.execute("SELECT layer_id FROM geoapp_layer_versions")}
         except psycopg.errors.UndefinedTable:
@@ -265,6 +272,19 @@ class PostGISStore(FeatureSQL, Records, Store):
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.close()
             self._pool = None
+
+    @classmethod
+    def upgrade(cls, registry: Registry, location: str) -> str:
+        """Bring the database's schema to this version of geoapp (Alembic, then the layer tables)."""
+        eng = engine(location)
+        try:
+            with eng.begin() as connection:
+                upgrade(connection, registry)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to {_safe(location)}: {exc}", parameter="database") from None
+        finally:
+            eng.dispose()
+        return f"{_safe(location)}: schema {SCHEMA_VERSION}, Alembic revision head, {len(registry)} layer tables"
 
     def sql_reader(self) -> SQLReader:
         """A reader that answers in SQL (for the layers too large to hold in memory)."""
@@ -359,7 +379,8 @@ class PostGISStore(FeatureSQL, Records, Store):
         }
         with _creating(location, registry, force=force, keep_accounts=keep_accounts) as (conn, replaced):
             for layer in registry:
-                _fill(conn, layer, frames[layer.id])
+                frame = frames[layer.id]
+                _fill(conn, layer, np.asarray(frame.geometry.array, dtype=object), _frame_columns(layer, frame))
             for key, value in meta.items():
                 conn.execute(
                     "INSERT INTO geoapp_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -370,6 +391,51 @@ class PostGISStore(FeatureSQL, Records, Store):
                 changes = {"demo": [None, demo], "features": [None, total]}
                 audit_row(conn, cls.dialect, actor or Actor("cli", "cli"), "store_replace", None, None, changes)
         return cls(registry, location)
+
+
+def copy_into(source: Store, location: str, *, force: bool = False, actor: Actor) -> PostGISStore:
+    """Move a district into a PostGIS database: every feature with its fid and version, every layer version, the
+    soft-deleted features, accounts, tokens, sessions, sign-in records and the audit trail (ids kept), all or nothing.
+
+    The change log is not copied: readers of the new store start from its layers as they are.
+    """
+    registry = source.registry
+    meta = {"metric_crs": source.metric_crs, "demo": "1" if source.synthetic else "0"}
+    meta["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    versions = source.versions()
+    total = 0
+    with _creating(location, registry, force=force, keep_accounts=False) as (conn, _):
+        for layer in registry:
+            data = source.load(layer.id)
+            _fill(conn, layer, data.geometries, data.columns, data.fids, data.versions)
+            total += len(data.fids)
+            conn.execute(
+                "UPDATE geoapp_layer_versions SET version = %s WHERE layer_id = %s", (versions[layer.id], layer.id)
+            )
+        for key, value in meta.items():
+            conn.execute("INSERT INTO geoapp_meta VALUES (%s, %s)", (key, value))
+        dialect = PostGISStore.dialect
+        for table in tables.metadata.sorted_tables:
+            if table.name in (tables.meta.name, tables.layer_versions.name, tables.changes.name):
+                continue
+            names = [column.name for column in table.columns]
+            rows = [dict(zip(names, row, strict=True)) for row in source.rows(table)]
+            if table is tables.deleted:
+                for row in rows:
+                    geometry = source.decode_geometry(bytes(row["geom"]) or None)
+                    row["geom"] = b"" if geometry is None else _wkb(geometry)
+            for start in range(0, len(rows), 1000):
+                tables.run(conn, sa.insert(table).values(rows[start : start + 1000]), dialect)
+            for column in table.primary_key.columns:
+                if column.autoincrement is True:
+                    conn.execute(
+                        f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max({quote(column.name)}) "
+                        f"FROM {quote(table.name)}), 0) + 1, false)",
+                        (table.name, column.name),
+                    )
+        changes = {"from": [None, _safe(source.location)], "features": [None, total]}
+        audit_row(conn, dialect, actor, "store_copy", None, None, changes)
+    return PostGISStore(registry, location)
 
 
 @contextmanager
@@ -383,12 +449,13 @@ def _creating(location: str, registry: Registry, *, force: bool, keep_accounts: 
     try:
         with eng.begin() as connection:
             raw = connection.connection.driver_connection
-            existing = raw.execute("SELECT to_regclass('geoapp_layer_versions')").fetchone()[0] is not None
+            schema = raw.execute("SELECT to_regclass('geoapp_meta')").fetchone()[0] is not None
+            existing = schema and bool(raw.execute("SELECT 1 FROM geoapp_meta WHERE key = 'metric_crs'").fetchall())
             if existing and not force:
                 raise StoreError(
                     f"{_safe(location)} holds a store already; pass --force to replace it", parameter="database"
                 )
-            if existing:
+            if schema:  # a store to replace, or the empty tables `db upgrade` made
                 for (name,) in raw.execute("SELECT layer_id FROM geoapp_layer_versions").fetchall():
                     raw.execute(f"DROP TABLE IF EXISTS {quote(name)}")
                 if keep_accounts:
@@ -407,31 +474,46 @@ def _creating(location: str, registry: Registry, *, force: bool, keep_accounts: 
         eng.dispose()
 
 
-def _fill(conn: psycopg.Connection, layer: Layer, frame: gpd.GeoDataFrame, fids=None, versions=None) -> None:
-    """Copy a prepared frame into the layer's table (COPY), keeping ``fids`` and ``versions`` when given."""
-    names = [spec.name for spec in layer.fields]
-    if not len(frame):
+def _fill(
+    conn: psycopg.Connection,
+    layer: Layer,
+    geometries: np.ndarray,
+    columns: Mapping[str, Sequence[Any]],
+    fids: np.ndarray | None = None,
+    versions: np.ndarray | None = None,
+) -> None:
+    """COPY rows into the layer's table (new fids, version 1; or the ``fids`` and ``versions`` given)."""
+    if not len(geometries):
         return
-    columns = ["geom", *names, VERSION_COLUMN] + (["fid"] if fids is not None else [])
-    wkb = shapely.to_wkb(shapely.set_srid(frame.geometry.values._data, STORAGE_SRS_ID), include_srid=True, hex=True)
-    records = frame[names].astype(object).where(frame[names].notna(), None).to_numpy()
-    stamp = np.ones(len(frame), dtype="int64") if versions is None else versions
-    with conn.cursor().copy(f"COPY {quote(layer.id)} ({', '.join(map(quote, columns))}) FROM STDIN") as copy:
-        for i in range(len(frame)):
-            row = [wkb[i], *records[i], int(stamp[i])]
+    names = [spec.name for spec in layer.fields]
+    header = ["geom", *names, VERSION_COLUMN] + (["fid"] if fids is not None else [])
+    wkb = shapely.to_wkb(shapely.set_srid(np.asarray(geometries, dtype=object), STORAGE_SRS_ID), include_srid=True)
+    values = [list(columns[name]) for name in names]
+    stamp = np.ones(len(wkb), dtype="int64") if versions is None else np.asarray(versions)
+    with conn.cursor().copy(f"COPY {quote(layer.id)} ({', '.join(map(quote, header))}) FROM STDIN") as copy:
+        for i in range(len(wkb)):
+            row = [None if wkb[i] is None else wkb[i].hex(), *(column[i] for column in values), int(stamp[i])]
             if fids is not None:
                 row.append(int(fids[i]))
             copy.write_row(row)
     if fids is not None:
-        conn.execute(
-            f"SELECT setval(pg_get_serial_sequence(%s, 'fid'), (SELECT max(fid) FROM {quote(layer.id)}))",
-            (quote(layer.id),),
-        )
+        sequence = "SELECT setval(pg_get_serial_sequence(%s, 'fid'), (SELECT max(fid) FROM {}))"
+        conn.execute(sequence.format(quote(layer.id)), (quote(layer.id),))
     conn.execute(f"ANALYZE {quote(layer.id)}")
+
+
+def _frame_columns(layer: Layer, frame: gpd.GeoDataFrame) -> dict[str, list]:
+    """A prepared frame's fields as lists of Python values (None where missing)."""
+    return {
+        spec.name: [None if _missing(v) else v for v in frame[spec.name].astype(object).tolist()]
+        for spec in layer.fields
+    }
 
 
 def _safe(location: str) -> str:
     """A database URL without its password, for messages."""
+    if "://" not in location:
+        return location
     parts = urlsplit(location)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""

@@ -88,6 +88,10 @@ class Records:
     def _audit(self, conn: Any, actor: Actor, action: str, changes: Mapping[str, Any]) -> None:
         audit_row(conn, self.dialect, actor, action, None, None, changes)
 
+    def rows(self, table: sa.Table) -> list:
+        """Every row of one of geoapp's own tables (for moving a store to another backend)."""
+        return self._all(sa.select(table))
+
     # -- accounts -------------------------------------------------------------------------------
 
     def add_user(self, name: str, password_hash: str, roles: tuple[str, ...], *, actor: Actor) -> User:

@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 from geoapp.core import accounts
 from geoapp.core import stats as report
 from geoapp.errors import GeoappError
+from geoapp.store import copy_store, store_exists, upgrade_store
 from geoapp.store.base import Actor
 from geoapp.web import service
 from geoapp.web.auth import passwords
@@ -52,7 +53,7 @@ def init_command(demo: bool, force: bool, drop_accounts: bool, if_missing: bool)
     svc = service()
     if drop_accounts and not force:
         raise click.UsageError("--drop-accounts replaces a store: give --force too")
-    if if_missing and Path(svc.database).exists():
+    if if_missing and store_exists(svc.registry, svc.database):
         click.echo(f"store exists: {svc.database}")
         _admin_hint()
         return
@@ -72,6 +73,34 @@ def init_command(demo: bool, force: bool, drop_accounts: bool, if_missing: bool)
 def _admin_hint() -> None:
     if not any("admin" in u.roles and not u.disabled for u in service().store.users()):
         click.echo(f"no administrator yet; create the first one with: .venv/bin/{ADMIN_HINT}")
+
+
+@geoapp_cli.group("db", cls=_Group)
+def db_group() -> None:
+    """The store's schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade_command() -> None:
+    """Bring the store's schema to this version of geoapp (PostGIS: Alembic's revisions, then the layer tables)."""
+    svc = service()
+    click.echo(upgrade_store(svc.registry, svc.database))
+
+
+@geoapp_cli.command("copy")
+@click.option("--from", "source", required=True, help="The store to copy: a .gpkg path or a postgresql:// URL.")
+@click.option("--to", "target", required=True, help="The PostgreSQL database to fill: postgresql://user@host:port/db.")
+@click.option("--force", is_flag=True, help="Replace a store the target database already holds.")
+def copy_command(source: str, target: str, force: bool) -> None:
+    """Move a district to PostGIS: every feature with its fid and version, accounts, tokens and the audit trail."""
+    svc = service()
+    source = source if "://" in source else str(Path(source).resolve())
+    store = copy_store(svc.registry, source, target, force=force, actor=CLI)
+    try:
+        total = sum(store.sql_reader().count(layer_id) for layer_id in svc.registry.ids)
+        click.echo(f"copied {total} features, {len(store.users())} accounts and {len(store.audit())} audit rows")
+    finally:
+        store.close()
 
 
 @geoapp_cli.command("layers")
