@@ -7,15 +7,22 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/web/translations/*/LC_MESSAGES/messages.po))
 ASSETS := node_modules/.stamp
-# headless Chromium and a CJK font for the browser tests (Debian packages)
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx
+# headless Chromium and a CJK font for the browser tests, nginx for the deploy test, and PostgreSQL with
+# PostGIS for the second store backend (Debian packages; the tests start a private cluster under build/)
+POSTGRES_PACKAGES := postgresql-15 postgresql-15-postgis-3
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx $(POSTGRES_PACKAGES)
 
-.PHONY: run test lint lock bench system-packages clean
+.PHONY: run run-postgis test lint lock bench system-packages clean
 
 run: $(VENV)/.stamp-app $(ASSETS) $(CATALOGUES)
 	$(FLASK) geoapp init --demo --if-missing
 	@echo "geoapp: http://127.0.0.1:$(PORT)/  (the demo district is synthetic data)"
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+# the same, on PostgreSQL + PostGIS: a private cluster under build/pg (started if it is not running), database geoapp
+run-postgis: $(VENV)/.stamp-app $(ASSETS) $(CATALOGUES)
+	scripts/apt-install.sh $(POSTGRES_PACKAGES)
+	$(MAKE) run GEOAPP_DATABASE=$$($(PY) scripts/pgcluster.py start build/pg geoapp)
 
 test: $(VENV)/.stamp-dev $(ASSETS) $(CATALOGUES) system-packages
 	$(VENV)/bin/ruff check .

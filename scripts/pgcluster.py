@@ -1,7 +1,8 @@
 """A private PostgreSQL + PostGIS cluster under a folder, on a free loopback port: for the tests and benchmarks.
 
-``python scripts/pgcluster.py start build/pg`` prints the URL of a running cluster (starting it, with
-a superuser ``geoapp`` and trust authentication on loopback only); ``stop build/pg`` stops it. The
+``python scripts/pgcluster.py start build/pg [DATABASE]`` prints the URL of a running cluster (starting
+it, with a superuser ``geoapp`` and trust authentication on loopback only), or of its database
+``DATABASE`` (created if missing); ``stop build/pg`` stops it. The
 server binaries are Debian's (``postgresql-15`` and ``postgresql-15-postgis-3``, which ``make test``
 installs). PostgreSQL refuses to run as root: as root, the cluster runs as the ``postgres`` user.
 
@@ -105,10 +106,25 @@ def stop(folder: str | os.PathLike) -> None:
         _as_owner([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], folder)
 
 
+def database(folder: str | os.PathLike, name: str) -> str:
+    """The URL of database ``name`` in the running cluster under ``folder``, created if missing."""
+    admin = url(Path(folder).resolve())
+    found = subprocess.run(
+        ["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    if not found.stdout.strip():
+        subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
+    return url(Path(folder).resolve(), name)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
-        raise SystemExit("usage: pgcluster.py start|stop FOLDER")
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("start", "stop"):
+        raise SystemExit("usage: pgcluster.py start FOLDER [DATABASE] | stop FOLDER")
     if sys.argv[1] == "start":
-        print(start(sys.argv[2]))
+        started = start(sys.argv[2])
+        print(database(sys.argv[2], sys.argv[3]) if len(sys.argv) == 4 else started)
     else:
         stop(sys.argv[2])
