@@ -302,3 +302,22 @@ def test_no_asset_is_committed_as_a_copy():
                 target = (path.parent / ref).resolve().relative_to(static)
                 assert target.parts[0] in ("js", "vendor"), f"{path.name} imports {ref}"
     assert not (Path(PROJECT_ROOT) / "geoapp/web/static/vendor").exists()
+
+
+def test_the_public_page_is_built_once_and_follows_every_change(app, client):
+    from tests.conftest import SETUP
+
+    first = client.get("/").get_data(as_text=True)
+    again = client.get("/").get_data(as_text=True)
+    nonces = re.compile(r'nonce="[^"]+"')
+    assert nonces.sub("", first) != first and nonces.sub("", first) == nonces.sub("", again)
+    assert "新修测试路" not in first
+    store = app.extensions["geoapp"].store
+    store.insert("roads", {"name": "新修测试路", "kind": "branch"}, shapely_line(), actor=SETUP)
+    assert "新修测试路" in client.get("/").get_data(as_text=True)  # a cached page never outlives a change
+
+
+def shapely_line():
+    import shapely
+
+    return shapely.LineString([(113.30, 33.73), (113.302, 33.731)])

@@ -11,6 +11,7 @@ for HTML with ``htmlsafe_json_dumps``) and drawn through DOM text, never as HTML
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -373,6 +374,35 @@ class RenderedMap:
     header: Markup
     html: Markup
     script: Markup
+
+    def with_nonce(self, nonce: str) -> RenderedMap:
+        """The same map with another request's nonce on its scripts (made by :class:`RenderedMaps`)."""
+        header = str(self.header).replace(f'nonce="{_PLACEHOLDER}"', f'nonce="{_escape(nonce)}"')
+        return RenderedMap(Markup(header), self.html, self.script)
+
+
+#: the nonce a kept map is rendered with, replaced by each request's own
+_PLACEHOLDER = "geoapp-kept-map"
+
+
+class RenderedMaps:
+    """Rendered maps kept by key (a page the same for every visitor until a layer changes), the newest few."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._maps: dict[object, RenderedMap] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: object, build) -> RenderedMap:
+        """The map kept under ``key``, or ``build(nonce)`` kept now; its scripts carry a placeholder nonce."""
+        found = self._maps.get(key)
+        if found is None:
+            found = build(_PLACEHOLDER)
+            with self._lock:
+                self._maps[key] = found
+                while len(self._maps) > self.size:
+                    self._maps.pop(next(iter(self._maps)))
+        return found
 
 
 def render(m: folium.Map, nonce: str) -> RenderedMap:

@@ -146,27 +146,38 @@ def index():
         lon, lat = parse_lonlat(request.args["focus"], "focus")
         focus = (lon, lat, 17)
     svc = service()
-    summary = svc.reader.summary()
-    extent = summary["district_boundary"].extent if "district_boundary" in summary else None
     published: Published | None = request.environ.get(PUBLISHED)
     editable = () if published else permissions.editable_layers(g.get("user"), svc.registry)
-    m = maps.one_map(
-        svc.registry,
-        _context(),
-        lang=current_lang(),
-        internal=staff() and not published,
-        basemap_=_basemap(),
-        text=ui_text(),
-        urls={"api": f"{request.script_root}/api", "features": f"{request.script_root}/features/"},
-        extent=extent,
-        focus=focus,
-        editable=editable,
-        csrf=generate_csrf() if editable else None,
-        data=published.data if published else None,
-    )
+
+    def build(page_nonce: str) -> maps.RenderedMap:
+        summary = svc.reader.summary()
+        extent = summary["district_boundary"].extent if "district_boundary" in summary else None
+        m = maps.one_map(
+            svc.registry,
+            _context(),
+            lang=current_lang(),
+            internal=staff() and not published,
+            basemap_=_basemap(),
+            text=ui_text(),
+            urls={"api": f"{request.script_root}/api", "features": f"{request.script_root}/features/"},
+            extent=extent,
+            focus=focus,
+            editable=editable,
+            csrf=generate_csrf() if editable else None,
+            data=published.data if published else None,
+        )
+        return maps.render(m, page_nonce)
+
+    if published or staff():
+        rendered = build(nonce())
+    else:  # every visitor gets the same page until a layer changes: built once, with this request's nonce put in
+        key = (current_lang(), focus, request.script_root, tuple(sorted(svc.reader.versions().items())))
+        # (Folium takes tens of milliseconds a page; each app keeps its own, for its settings and store)
+        kept = current_app.extensions.setdefault("geoapp.public_pages", maps.RenderedMaps())
+        rendered = kept.get(key, build).with_nonce(nonce())
     # a published page links to its other language's file and has no sign-in (nothing behind it is dynamic)
     extra = {"published": True, "switch_url": published.pages.get} if published else {}
-    return render_template("map.html", map=maps.render(m, nonce()), title=_("One Map"), **extra)
+    return render_template("map.html", map=rendered, title=_("One Map"), **extra)
 
 
 @bp.get("/features/<layer_id>/<fid>")
