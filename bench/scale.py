@@ -5,12 +5,13 @@ What is measured
 For each backend and size (default 10,000, 100,000 and 1,000,000 synthetic manhole covers added
 to the demo district's 950, as :mod:`bench.edits` builds them) one store is written: a GeoPackage
 file in a temporary folder, or one PostgreSQL database per size on a private cluster of
-``scripts/pgcluster.py`` under ``build/pg-scale`` (not the tests' ``build/pg``, which a test run
-stops when it ends). Every server is gunicorn as ``make run`` starts it (``gunicorn.conf.py``: the
-app preloaded and warmed in ``when_ready``, then :data:`WORKERS` gthread workers forked), on its
-own port. With PostGIS, layers above ``GEOAPP_SQL_ABOVE`` features (250,000 by default) are
-answered in SQL on the GiST index and smaller ones from memory: of the default sizes, only 1M is
-queried in SQL.
+``scripts/pgcluster.py`` under ``build/pg-scale``, started and stopped by this run (``build/pg``
+is ``make run-postgis``'s; a run stopping a shared cluster would end another's). Every server is
+gunicorn as ``make run`` starts it (``gunicorn.conf.py``: the app preloaded and warmed in
+``when_ready``, then :data:`WORKERS` gthread workers forked), on its own port. With PostGIS,
+layers above ``GEOAPP_SQL_ABOVE`` features (250,000 by default) are answered in SQL on the GiST
+index and smaller ones from memory: of the default sizes only 1M is in SQL, so step 2 also runs
+servers with ``GEOAPP_SQL_ABOVE=0`` at the smaller sizes, for the SQL path's growth with n.
 
 1. *Start-up and memory* at the largest size: from launching gunicorn to its first 200 of
    ``/api/layers``, ``--startups`` times (the median is quoted); then the PSS and RSS of the
@@ -73,7 +74,7 @@ from bench import edits
 from bench.serving import Instance, Memory, MemoryGuard, connection, git_commit, memory, run_parallel
 from bench.tables import count, duration, ratio, size_bytes, table
 from bench.timing import Stats
-from geoapp.config import PROJECT_ROOT
+from geoapp.config import PROJECT_ROOT, SETTINGS
 from geoapp.core.layers import Registry
 from geoapp.store import BACKENDS, create_store
 
@@ -94,9 +95,11 @@ BUDGET_S = 120.0  # per timed step of the edits part
 SETTLE_TIMEOUT_S = 60.0  # longest wait for a server to finish the previous step's requests
 SEED = 20240711
 TARGET_GROWTH = 3.0  # bbox median, largest size over smallest
+READERS = ("memory", "SQL")
+DEMO_COVERS = 950  # the demo district's own manhole covers
 TARGET_BURST_P99_RATIO = edits.TARGET_P99_RATIO
 TARGET_STARTUP_S = edits.TARGET_STARTUP_S
-# its own cluster: the test suite starts and stops build/pg's whenever it runs
+# a cluster of its own, as the tests and bench pygeoapi have: whoever stops a shared one ends the others' runs
 PG_FOLDER = PROJECT_ROOT / "build" / "pg-scale"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -148,6 +151,8 @@ class Processes:
 
 @dataclass
 class Bbox:
+    added: int
+    reader: str  # "memory" (the in-memory index) or "SQL" (PostGIS's GiST index)
     covers: int
     returned_mean: float
     stats: Stats
@@ -205,7 +210,7 @@ class BackendResult:
     startup_s: list[float] = field(default_factory=list)
     memory_started: Processes | None = None
     memory_loaded: Processes | None = None
-    bbox: dict[int, Bbox] = field(default_factory=dict)  # added covers -> latency
+    bbox: list[Bbox] = field(default_factory=list)
     load: list[Load] = field(default_factory=list)
     burst: Burst = field(default_factory=Burst)
     uptime: list[str] = field(default_factory=list)
@@ -216,17 +221,20 @@ class BackendResult:
     def startup_median_s(self) -> float | None:
         return float(np.median(self.startup_s)) if self.startup_s else None
 
+    def extremes(self, reader: str) -> tuple[Bbox, Bbox] | None:
+        """The smallest and the largest size measured with ``reader``."""
+        found = sorted((b for b in self.bbox if b.reader == reader), key=lambda b: b.covers)
+        return (found[0], found[-1]) if len(found) > 1 else None
+
     @property
-    def growth(self) -> float | None:
-        """The bbox median at the largest size over the smallest's."""
-        if len(self.bbox) < 2:
-            return None
-        small, large = min(self.bbox), max(self.bbox)
-        return self.bbox[large].stats.median_ms / self.bbox[small].stats.median_ms
+    def growth(self) -> dict[str, float]:
+        """Per reader, the bbox median at the largest size over the smallest's."""
+        pairs = {reader: self.extremes(reader) for reader in READERS}
+        return {reader: pair[1].stats.median_ms / pair[0].stats.median_ms for reader, pair in pairs.items() if pair}
 
     @property
     def wrong(self) -> int:
-        return sum(b.mismatches for b in self.bbox.values()) + self.burst.stale + (self.burst.final_seen is False)
+        return sum(b.mismatches for b in self.bbox) + self.burst.stale + (self.burst.final_seen is False)
 
 
 @dataclass
@@ -313,6 +321,25 @@ class Stores:
 # -- the steps -------------------------------------------------------------------------------------
 
 
+def sql_above() -> int:
+    """``GEOAPP_SQL_ABOVE`` as the servers will read it."""
+    default = next(s.default for s in SETTINGS if s.name == "GEOAPP_SQL_ABOVE")
+    return int(os.environ.get("GEOAPP_SQL_ABOVE", default))
+
+
+def reader_of(backend: str, added: int) -> str:
+    """Which reader answers the covers of a store of ``added`` synthetic covers, by default."""
+    covers = added + DEMO_COVERS
+    return "SQL" if backend == "postgis" and covers > sql_above() else "memory"
+
+
+def readers_at(backend: str, added: int) -> tuple[str, ...]:
+    """The readers measured at a size: PostGIS's SQL at every size (for its growth with n), and its
+    in-memory index where it answers by default."""
+    default = reader_of(backend, added)
+    return (default, "SQL") if backend == "postgis" and default != "SQL" else (default,)
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -381,46 +408,52 @@ def bbox_pages(place: edits.District, added: int, seed: int) -> list[str]:
 
 
 def measure_bbox(
-    instances: dict[int, Instance], places: dict[int, edits.District], pages: dict[int, list[str]], repeat: int
-) -> dict[int, Bbox]:
-    """Every size's pages once untimed, then ``repeat`` timed, the sizes taking turns request by request;
-    every :data:`PAGE_EVERY`-th turn the map page ``/`` too."""
-    durations: dict[int, list[int]] = {added: [] for added in instances}
-    map_page: dict[int, list[int]] = {added: [] for added in instances}
-    map_bytes: dict[int, int] = dict.fromkeys(instances, 0)
-    returned: dict[int, list[int]] = {added: [] for added in instances}
-    wrong: dict[int, int] = dict.fromkeys(instances, 0)
-    expected = {added: [matched(places[added], path) for path in pages[added]] for added in instances}
-    order = list(instances)
+    servers: dict[tuple[int, str], Instance],
+    places: dict[int, edits.District],
+    pages: dict[int, list[str]],
+    repeat: int,
+) -> list[Bbox]:
+    """Every server's pages once untimed, then ``repeat`` timed, the servers (a size and a reader each)
+    taking turns request by request; every :data:`PAGE_EVERY`-th turn the map page ``/`` too."""
+    durations: dict[tuple[int, str], list[int]] = {key: [] for key in servers}
+    map_page: dict[tuple[int, str], list[int]] = {key: [] for key in servers}
+    map_bytes: dict[tuple[int, str], int] = dict.fromkeys(servers, 0)
+    returned: dict[tuple[int, str], list[int]] = {key: [] for key in servers}
+    wrong: dict[tuple[int, str], int] = dict.fromkeys(servers, 0)
+    expected = {added: [matched(places[added], path) for path in pages[added]] for added, _ in servers}
+    order = list(servers)
     with ExitStack() as stack:
-        clients = {added: stack.enter_context(connection(i.port)) for added, i in instances.items()}
-        for added, client in clients.items():
+        clients = {key: stack.enter_context(connection(i.port)) for key, i in servers.items()}
+        for (added, _), client in clients.items():
             for path in [*pages[added], "/"]:
                 client.get(path)
         for r in range(repeat):
-            for added in order[r % len(order) :] + order[: r % len(order)]:
+            for key in order[r % len(order) :] + order[: r % len(order)]:
+                added = key[0]
                 if r % PAGE_EVERY == 0:
-                    body, elapsed = clients[added].get("/")
-                    map_page[added].append(elapsed)
-                    map_bytes[added] = len(body)
+                    body, elapsed = clients[key].get("/")
+                    map_page[key].append(elapsed)
+                    map_bytes[key] = len(body)
                 k = r % len(pages[added])
-                body, elapsed = clients[added].get(pages[added][k])
+                body, elapsed = clients[key].get(pages[added][k])
                 page = orjson.loads(body)
-                durations[added].append(elapsed)
-                returned[added].append(page["numberReturned"])
-                wrong[added] += page["numberMatched"] != expected[added][k]
-    return {
-        added: Bbox(
+                durations[key].append(elapsed)
+                returned[key].append(page["numberReturned"])
+                wrong[key] += page["numberMatched"] != expected[added][k]
+    return [
+        Bbox(
+            added=added,
+            reader=reader,
             covers=len(places[added].codes),
-            returned_mean=float(np.mean(returned[added])),
-            stats=Stats.of(durations[added]),
-            checked=len(durations[added]),
-            mismatches=wrong[added],
-            map_page=Stats.of(map_page[added]),
-            map_page_bytes=map_bytes[added],
+            returned_mean=float(np.mean(returned[added, reader])),
+            stats=Stats.of(durations[added, reader]),
+            checked=len(durations[added, reader]),
+            mismatches=wrong[added, reader],
+            map_page=Stats.of(map_page[added, reader]),
+            map_page_bytes=map_bytes[added, reader],
         )
-        for added in sorted(instances)
-    }
+        for added, reader in sorted(servers, key=lambda key: (READERS.index(key[1]), key[0]))
+    ]
 
 
 def run_wrk(port: int, target: str, paths: Sequence[str], settings: Settings, folder: Path) -> Load:
@@ -552,8 +585,9 @@ def measure_backend(
     pages = {added: bbox_pages(place, added, settings.seed) for added, place in places.items()}
     token = edits.add_token(envs[largest])
 
-    def instance(name: str, added: int) -> Instance:
-        return Instance(name, envs[added], folder / f"gunicorn-{backend}-{added}-{name}.log", workers=WORKERS)
+    def instance(name: str, added: int, env: dict[str, str] | None = None) -> Instance:
+        log = folder / f"gunicorn-{backend}-{added}-{name}.log"
+        return Instance(name, {**envs[added], **(env or {})}, log, workers=WORKERS)
 
     def step(name: str) -> None:
         result.loads[name] = os.getloadavg()[0]
@@ -575,15 +609,18 @@ def measure_backend(
 
                 step("bbox")
                 progress(f"scale, {backend}: bbox latency at {', '.join(count(n) for n in places)} covers added")
-                servers = {largest: a}
+                servers = {(largest, reader_of(backend, largest)): a}
                 for added in places:
-                    if added != largest:
-                        servers[added] = instance(f"bbox-{added}", added)
-                        started.append(servers[added])
-                        servers[added].start()
+                    for reader in readers_at(backend, added):
+                        if (added, reader) not in servers:
+                            env = {"GEOAPP_SQL_ABOVE": "0"} if reader != reader_of(backend, added) else {}
+                            server = instance(f"bbox-{added}-{reader}", added, env)
+                            started.append(server)
+                            server.start()
+                            servers[added, reader] = server
                 result.bbox = measure_bbox(servers, places, pages, settings.repeat)
-                for added, server in servers.items():
-                    if added != largest:
+                for server in servers.values():
+                    if server is not a:
                         server.stop()
                         started.remove(server)
 
@@ -672,11 +709,12 @@ def startup_table(results: list[BackendResult]) -> str:
 def bbox_table(results: list[BackendResult]) -> str:
     rows = []
     for r in results:
-        for b in r.bbox.values():
+        for b in r.bbox:
             stats, page = b.stats, b.map_page
             rows.append(
                 [
                     r.backend,
+                    b.reader,
                     count(b.covers),
                     f"{b.returned_mean:.0f}",
                     duration(stats.median_ms),
@@ -688,24 +726,29 @@ def bbox_table(results: list[BackendResult]) -> str:
                     size_bytes(b.map_page_bytes),
                 ]
             )
-    title = f"bbox pages of manhole_covers through gunicorn ({WORKERS} workers, keep-alive, sizes interleaved)"
-    headers = ["backend", "covers", "returned", "median", "p99", "requests", "count match"]
+    title = f"bbox pages of manhole_covers through gunicorn ({WORKERS} workers, keep-alive, servers interleaved)"
+    headers = ["backend", "reader", "covers", "returned", "median", "p99", "requests", "count match"]
     headers += ["/ median", "/ p99", "/ size"]
-    text = table(title, headers, rows, left=[0])
+    text = table(title, headers, rows, left=[0, 1])
     for r in results:
-        if r.growth is not None:
-            small, large = r.bbox[min(r.bbox)], r.bbox[max(r.bbox)]
+        for reader, growth in r.growth.items():
+            small, large = r.extremes(reader)
+            sizes = f"{count(large.covers)} / {count(small.covers)} covers"
             text += (
-                f"\n{r.backend}: bbox median at {count(large.covers)} / at {count(small.covers)} covers = "
-                f"{ratio(r.growth)} (log n grows {np.log(large.covers) / np.log(small.covers):.2f}x; "
-                f"target < {TARGET_GROWTH:.0f}x): {_verdict(r.growth, TARGET_GROWTH)}"
+                f"\n{r.backend}, {reader}: bbox median at {sizes} = {ratio(growth)} (log n grows "
+                f"{np.log(large.covers) / np.log(small.covers):.2f}x; target < {TARGET_GROWTH:.0f}x): "
+                f"{_verdict(growth, TARGET_GROWTH)}"
             )
             if large.map_page and small.map_page:
                 text += (
-                    f"\n{r.backend}: map page / median at {count(large.covers)} / at {count(small.covers)} covers = "
-                    f"{ratio(large.map_page.median_ms / small.map_page.median_ms)} (the page embeds no covers: flat "
-                    "is 1.0x)"
+                    f"\n{r.backend}, {reader}: map page / median at {sizes} = "
+                    f"{ratio(large.map_page.median_ms / small.map_page.median_ms)} (it embeds no covers: flat is 1.0x)"
                 )
+    if any(r.backend == "postgis" for r in results):
+        text += (
+            f"\npostgis: layers above GEOAPP_SQL_ABOVE = {sql_above():,} features are answered in SQL, smaller ones "
+            "from memory; SQL rows below that size come from servers started with GEOAPP_SQL_ABOVE=0"
+        )
     return text
 
 
