@@ -56,10 +56,6 @@ def value(kind: str, stored: Any) -> Any:
     return stored if isinstance(stored, str) else None
 
 
-def parameter(stored: Any) -> Any:
-    return int(stored) if isinstance(stored, bool) else stored
-
-
 class _Unchanged(Exception):
     """An update that changes nothing: roll back and return the feature as it is."""
 
@@ -163,7 +159,7 @@ class FeatureSQL:
 
     def _insert_row(self, conn: Any, layer_id: str, record: Mapping[str, Any], geom, version: int, fid=None) -> int:
         names = ["geom", *record, VERSION_COLUMN] + (["fid"] if fid is not None else [])
-        values = [self.encode_geometry(geom), *map(parameter, record.values()), version]
+        values = [self.encode_geometry(geom), *record.values(), version]
         values += [fid] if fid is not None else []
         marks = ", ".join([self.geometry_in] + [self.mark] * (len(names) - 1))
         sql = f"INSERT INTO {quote(layer_id)} ({', '.join(map(quote, names))}) VALUES ({marks}) RETURNING fid"
@@ -202,7 +198,7 @@ class FeatureSQL:
             assignments = ", ".join([f"geom = {self.geometry_in}", *(f"{quote(n)} = {m}" for n in record)])
             conn.execute(
                 f"UPDATE {quote(layer_id)} SET {assignments}, {quote(VERSION_COLUMN)} = {m} WHERE fid = {m}",
-                [self.encode_geometry(geom), *map(parameter, record.values()), current.version + 1, fid],
+                [self.encode_geometry(geom), *record.values(), current.version + 1, fid],
             )
             audit_row(conn, self.dialect, actor, "update", layer_id, fid, changes)
         return Feature(layer_id, fid, geom, record, current.version + 1)
