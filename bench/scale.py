@@ -173,6 +173,7 @@ class Load:
     non_2xx_3xx: int
     socket_errors: dict[str, int]
     output: str = ""  # wrk's own report
+    memory_after: Processes | None = None  # the server's, once it has answered every request
 
     @property
     def per_second(self) -> float:
@@ -629,8 +630,11 @@ def measure_backend(
                         result.notes.append(f"server A still busy {SETTLE_TIMEOUT_S:.0f} s after the previous step")
                     step(f"wrk {target.partition('?')[0]}")
                     progress(f"scale, {backend}: wrk -c{settings.connections} -d{settings.duration_s}s {target}")
-                    result.load.append(run_wrk(a.port, target, paths, settings, folder))
-                result.memory_loaded = processes(a, stores.database(largest))
+                    load = run_wrk(a.port, target, paths, settings, folder)
+                    settle([a])
+                    load.memory_after = processes(a, stores.database(largest))
+                    result.load.append(load)
+                result.memory_loaded = result.load[-1].memory_after
 
                 step("edits")
                 progress(f"scale, {backend}: second server B on the same store")
@@ -768,6 +772,7 @@ def load_table(results: list[BackendResult], settings: Settings) -> str:
                     count(load.non_2xx_3xx),
                     socket,
                     "PASS" if load.errors == 0 else "MISS",
+                    _mb(load.memory_after and load.memory_after.pss),
                 ]
             )
     title = (
@@ -776,6 +781,7 @@ def load_table(results: list[BackendResult], settings: Settings) -> str:
         "same 2 cores)"
     )
     headers = ["backend", "target", "req/s", "p50", "p99", "requests", "non-2xx/3xx", "socket errors", "no errors"]
+    headers.append("app PSS after")
     return table(title, headers, rows, left=[0, 1, 7])
 
 
