@@ -23,6 +23,7 @@ memory (``geoapp.store.memindex``), following the versions here on every request
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -340,8 +341,15 @@ class PostGISStore(FeatureSQL, Records, Store):
         data = {}
         for spec, column in zip(layer.fields, values[1:-1], strict=True):
             array = np.empty(len(column), dtype=object)
-            # JSON writes a whole double precision without its ".0": read it back as the float it is
-            array[:] = [None if v is None else float(v) for v in column] if spec.type == "number" else column
+            if spec.type == "number":
+                # JSON writes a whole double precision without its ".0", and Infinity or NaN (another tool's) as
+                # a string: read back the float it is, a value that is no number as missing, and report it
+                column = [None if v is None else float(v) for v in column]
+                bad = [i for i, v in enumerate(column) if v is not None and not math.isfinite(v)]
+                for i in bad:
+                    column[i] = None
+                problems += [Problem(int(fids[i]), spec.name, f"not a {spec.type}") for i in bad]
+            array[:] = column
             data[spec.name] = array
         versions = np.array([v or 1 for v in values[-1]], dtype="int64")
         return LayerData(version, fids, geometries, data, versions, tuple(problems))
