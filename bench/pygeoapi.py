@@ -85,6 +85,7 @@ class Settings:
     budget_s: float = BUDGET_S
     backends: tuple[str, ...] = ("gpkg", "postgis")
     seed: int = SEED
+    geoapp_env: tuple[str, ...] = ()  # NAME=VALUE settings for geoapp, e.g. GEOAPP_SQL_ABOVE=2000000
 
 
 QUICK = dict(sizes=(100_000,), rounds=10, walk_rounds=2, budget_s=30.0)
@@ -421,6 +422,7 @@ def measure_size(size: int, settings: Settings, run: Run, progress: Callable[[st
     for backend, (location, providers) in stores.items():
         env = {**os.environ, "GEOAPP_DATABASE": location, "GEOAPP_LAYERS": str(LAYERS_DIR)}
         env["GEOAPP_SECRET_KEY"] = "bench-pygeoapi"
+        env.update(setting.split("=", 1) for setting in settings.geoapp_env)
         geoapp = Instance(GEOAPP, env, folder / f"geoapp-{backend}.log", workers=setup.WORKERS)
         pygeoapi = setup.PygeoapiServer(folder / backend, providers, extent)
         try:
@@ -535,6 +537,8 @@ def render(run: Run) -> str:
         + (f" with {len(dirty)} uncommitted files in geoapp/" if dirty else "")
         + f"; command: {meta['command']}; started {meta['started_at']}"
     )
+    if meta["settings"].get("geoapp_env"):
+        lines.append(f"geoapp settings: {' '.join(meta['settings']['geoapp_env'])}")
     lines += run.notes
     sections.append("\n".join(lines))
     return "\n\n".join(sections)
@@ -566,6 +570,13 @@ def _backend(text: str) -> str:
     return text
 
 
+def _setting(text: str) -> str:
+    name, sep, _ = text.partition("=")
+    if not sep or not name.startswith("GEOAPP_"):
+        raise argparse.ArgumentTypeError(f"a GEOAPP_NAME=VALUE setting, not {text!r}")
+    return text
+
+
 def parse_args(argv: list[str] | None) -> tuple[Settings, Path]:
     parser = argparse.ArgumentParser(prog="python -m bench pygeoapi", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
@@ -577,6 +588,14 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path]:
     add("--walk-rounds", type=int, help=f"rounds of the paging case (default {WALK_ROUNDS})")
     add("--budget", type=float, help=f"seconds per case (default {BUDGET_S:.0f})")
     add("--seed", type=int, default=SEED)
+    add(
+        "--geoapp-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_setting,
+        help="a setting for geoapp (repeatable), e.g. GEOAPP_SQL_ABOVE=2000000: 1M in memory on PostGIS",
+    )
     add("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results; the table goes beside it as .txt")
     args = parser.parse_args(argv)
     base = Settings(**QUICK) if args.quick else Settings()
@@ -589,6 +608,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path]:
         walk_rounds=args.walk_rounds or base.walk_rounds,
         budget_s=args.budget or base.budget_s,
         seed=args.seed,
+        geoapp_env=tuple(args.geoapp_env),
     )
     return settings, args.output
 
@@ -624,8 +644,12 @@ def main(argv: list[str] | None = None) -> int:
             "versions": setup.versions(),
         }
     )
-    for size in settings.sizes:
-        measure_size(size, settings, run, progress)
+    try:
+        for size in settings.sizes:
+            measure_size(size, settings, run, progress)
+    finally:
+        if "postgis" in settings.backends:
+            setup.stop_postgis()
     run.meta["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     text = render(run)
     print(text)

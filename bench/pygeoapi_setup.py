@@ -36,7 +36,7 @@ PYTHON = VENV / "bin" / "python"
 DATA = ROOT / "data"
 REQUIREMENTS = Path(__file__).with_name("pygeoapi-requirements.txt")
 APT_PACKAGES = ("libgdal-dev", "libsqlite3-mod-spatialite")
-PG_FOLDER = PROJECT_ROOT / "build" / "pg"
+PG_FOLDER = ROOT / "pg"  # a cluster of its own: the tests restart the one under build/pg (on a new port)
 WORKERS = 2  # both servers alike: gunicorn, gthread, as ``make run`` serves geoapp
 THREADS = 4
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -170,6 +170,13 @@ def postgis_store(registry: Registry, frame: gpd.GeoDataFrame, seed: int, progre
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"ANALYZE {LAYER_ID}")
     return url
+
+
+def stop_postgis() -> None:
+    """Stop the benchmark's cluster (its data stays for the next run)."""
+    from scripts import pgcluster
+
+    pgcluster.stop(PG_FOLDER)
 
 
 # -- pygeoapi's configuration -------------------------------------------------------------------------
