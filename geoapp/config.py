@@ -27,7 +27,7 @@ SETTINGS = (
     ),
     Setting(
         "GEOAPP_SQL_ABOVE",
-        "250000",
+        "2000000",
         "PostGIS only: layers with more features than this are queried in SQL on the GiST index; smaller layers "
         "are held in memory and follow the database's versions on every request.",
     ),

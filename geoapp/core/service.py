@@ -24,7 +24,7 @@ class Service:
         metric_crs: str = "auto",
         *,
         figures: tuple = (),
-        sql_above: int = 250_000,
+        sql_above: int = 2_000_000,
         pool_size: int | None = None,
     ):
         self.registry = registry

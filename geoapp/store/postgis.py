@@ -220,7 +220,8 @@ class PostGISStore(FeatureSQL, Records, Store):
                     self.location,
                     min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"autocommit": True, "application_name": "geoapp"},
+                    # JIT compiling costs 40-150 ms a query, more than the index scans of a page take
+                    kwargs={"autocommit": True, "application_name": "geoapp", "options": "-c jit=off"},
                     timeout=POOL_TIMEOUT_S,
                     open=True,
                     name="geoapp",
