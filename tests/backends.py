@@ -9,7 +9,9 @@ database, copied from a template (``CREATE DATABASE ... TEMPLATE``: a file copy,
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -68,3 +70,113 @@ def name_of(url: str) -> str:
 
 def gpkg_path(tmp_path: Path, name: str = "geoapp") -> str:
     return str(tmp_path / f"{name}.gpkg")
+
+
+# -- what a test does to a store beside the app, on either backend ---------------------------------
+# ``database`` is what the ``database`` fixture gives: a GeoPackage path, or a ``postgresql://`` URL.
+
+
+def is_postgis(database) -> bool:
+    return isinstance(database, str) and database.startswith("postgresql://")
+
+
+def execute(database, sql: str, params=()) -> list[tuple]:
+    """Run one statement of raw SQL on the store as another tool would (sqlite3 on the file, psycopg on the
+    database, committed at once); its rows. Parameters are written ``?`` (turned into ``%s`` for psycopg)."""
+    if is_postgis(database):
+        with psycopg.connect(database, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+    from geoapp.store.gpkg import _connect  # GeoPackage's R-tree triggers call ST_ functions it defines
+
+    conn = _connect(Path(database))
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def audit_rows(database) -> int:
+    """How many rows the audit trail holds, counted in the store itself."""
+    return execute(database, "SELECT count(*) FROM geoapp_audit")[0][0]
+
+
+def fault(database, when: str, table: str) -> str:
+    """SQL for a trigger named ``fault`` that fails every ``when`` (``INSERT`` or ``UPDATE``) on ``table`` with
+    'disk full', as a full disk would fail the write in the middle of a transaction."""
+    if is_postgis(database):
+        return (
+            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;"
+            f" CREATE TRIGGER fault BEFORE {when} ON {table} FOR EACH ROW EXECUTE FUNCTION fault();"
+        )
+    return f"CREATE TRIGGER fault BEFORE {when} ON {table} BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+
+
+def drop_fault(database, table: str) -> str:
+    """SQL removing what :func:`fault` made."""
+    if is_postgis(database):
+        return f"DROP TRIGGER fault ON {table}; DROP FUNCTION fault();"
+    return "DROP TRIGGER fault"
+
+
+def run_script(database, sql: str) -> None:
+    """Run several statements (no parameters), as :func:`fault` and :func:`drop_fault` give them."""
+    if is_postgis(database):
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(sql)
+        return
+    from geoapp.store.gpkg import _connect
+
+    conn = _connect(Path(database))
+    try:
+        conn.executescript(sql)
+    finally:
+        conn.close()
+
+
+def refused_change(database) -> type[Exception]:
+    """The error the store's own rules raise on a refused change (the audit trail's append-only trigger)."""
+    if is_postgis(database):
+        return psycopg.errors.InsufficientPrivilege
+    return sqlite3.IntegrityError
+
+
+def _tables(database) -> list[str]:
+    if is_postgis(database):
+        # PostGIS's own table of coordinate systems is no part of the store
+        query = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys' "
+            "ORDER BY tablename"
+        )
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    return [name for (name,) in execute(database, query)]
+
+
+def _table_texts(database) -> list[str]:
+    """Every table's rows as PostgreSQL writes them out as text, in a fixed order."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        return [
+            conn.execute(
+                f"SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM \"{table}\" t"
+            ).fetchone()[0]
+            for table in _tables(database)
+        ]
+
+
+def stored(database) -> bytes:
+    """Everything the store keeps: the GeoPackage's files (with its journal), or every row of every table in
+    the database as text. For "this secret is stored nowhere"."""
+    if is_postgis(database):
+        return "\n".join(_table_texts(database)).encode()
+    path = Path(database)
+    return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+
+
+def fingerprint(database) -> str:
+    """A digest of everything stored: the GeoPackage's bytes, or every table's rows and every sequence's value in
+    the database. Equal before and after means nothing was written."""
+    if not is_postgis(database):
+        return hashlib.sha256(Path(database).read_bytes()).hexdigest()
+    sequences = execute(database, "SELECT sequencename, last_value FROM pg_sequences ORDER BY 1")
+    return hashlib.sha256(repr((_table_texts(database), sequences)).encode()).hexdigest()

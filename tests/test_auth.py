@@ -1,10 +1,9 @@
-"""Accounts, roles, tokens, sign-in, CSRF and the audit trail of every change."""
+"""Accounts, roles, tokens, sign-in, CSRF and the audit trail of every change, on every backend."""
 
 from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,20 +13,19 @@ import pytest
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.core.accounts import LoginPolicy, new_token
-from tests.conftest import PASSWORD, ROLES, SETUP, csrf_token, login
+from geoapp.web import create_app
+from tests.backends import audit_rows, drop_fault, execute, fault, is_postgis, refused_change, run_script, stored
+from tests.conftest import CHEAP_ARGON2, PASSWORD, ROLES, SETUP, csrf_token, login
 
 HOARDING = "/api/layers/construction_hoardings/features"
 PONDING = "/api/layers/waterlogging_points/features"
 INSIDE = {"type": "Point", "coordinates": [113.30, 33.73]}
 LINE = {"type": "LineString", "coordinates": [[113.300, 33.730], [113.301, 33.7302]]}
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _feature(client, url):
     return client.get(url).json
-
-
-def _audit_rows(database) -> int:
-    return sqlite3.connect(database).execute("SELECT count(*) FROM geoapp_audit").fetchone()[0]
 
 
 def _signed_in(app, role):
@@ -68,15 +66,15 @@ CALLERS = [("session", "anonymous")] + [(via, role) for via in ("session", "toke
 def test_every_write_is_allowed_or_refused_by_role(app, users, database, via, role, method, path, body, allowed):
     client, headers = _token_client(app, role) if via == "token" else _signed_in(app, role)
     version = client.get(path if method != "post" else f"{HOARDING}/1").json["version"]
-    before = _audit_rows(database)
+    before = audit_rows(database)
     response = getattr(client, method)(path, json=body, headers={**headers, "If-Match": f'"{version}"'})
     if role in allowed:
         assert response.status_code in (200, 201, 204), response.json
-        assert _audit_rows(database) == before + 1
+        assert audit_rows(database) == before + 1
     else:
         assert response.status_code == (401 if role == "anonymous" else 403)
         assert response.json["error"]["code"] in ("unauthorized", "forbidden")
-        assert _audit_rows(database) == before
+        assert audit_rows(database) == before
 
 
 @pytest.mark.parametrize("role", ["anonymous", *ROLES])
@@ -176,47 +174,53 @@ def test_two_concurrent_editors_one_wins_one_gets_409(app, users):
 def test_an_invalid_edit_changes_nothing_and_writes_no_audit_row(app, users, database, body, parameter):
     client, headers = _signed_in(app, "planner")
     before = client.get(f"{HOARDING}/5").json
-    rows = _audit_rows(database)
+    rows = audit_rows(database)
     response = client.patch(f"{HOARDING}/5", json={**body, "version": before["version"]}, headers=headers)
     assert response.status_code == 400
     assert response.json["error"]["parameter"] == parameter
     assert client.get(f"{HOARDING}/5").json == before
-    assert _audit_rows(database) == rows
+    assert audit_rows(database) == rows
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("when", "table"),
     [
         # the audit row fails after the feature row was written
-        "CREATE TRIGGER fault BEFORE INSERT ON geoapp_audit BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        ("INSERT", "geoapp_audit"),
         # the layer version fails after the feature and audit rows were written
-        "CREATE TRIGGER fault BEFORE UPDATE ON geoapp_layer_versions BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        ("UPDATE", "geoapp_layer_versions"),
     ],
     ids=["audit-row", "after-audit-row"],
 )
-def test_change_and_audit_row_commit_or_roll_back_together(app, users, database, fault):
+def test_change_and_audit_row_commit_or_roll_back_together(app, users, database, when, table):
     client, headers = _signed_in(app, "planner")
     before = client.get(f"{HOARDING}/6").json
-    rows = _audit_rows(database)
-    with sqlite3.connect(database) as conn:
-        conn.execute(fault)
+    rows = audit_rows(database)
+    run_script(database, fault(database, when, table))
     response = client.patch(
         f"{HOARDING}/6", json={"properties": {"notes": "fault test"}, "version": before["version"]}, headers=headers
     )
     assert response.status_code == 500 and "disk full" not in response.get_data(as_text=True)
-    with sqlite3.connect(database) as conn:
-        conn.execute("DROP TRIGGER fault")
+    run_script(database, drop_fault(database, table))
     assert client.get(f"{HOARDING}/6").json == before
-    assert _audit_rows(database) == rows
+    assert audit_rows(database) == rows
 
 
 def test_the_audit_trail_cannot_be_edited(app, users, database):
     client, headers = _signed_in(app, "planner")
     client.patch(f"{HOARDING}/7", json={"properties": {"notes": "x"}, "version": 1}, headers=headers)
-    with sqlite3.connect(database) as conn, pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
-        conn.execute("UPDATE geoapp_audit SET actor = 'someone else'")
-    with sqlite3.connect(database) as conn, pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
-        conn.execute("DELETE FROM geoapp_audit")
+    rows = audit_rows(database)
+    assert rows > 0
+    refused = refused_change(database)
+    with pytest.raises(refused, match="cannot be changed"):
+        execute(database, "UPDATE geoapp_audit SET actor = 'someone else'")
+    with pytest.raises(refused, match="cannot be changed"):
+        execute(database, "DELETE FROM geoapp_audit")
+    if is_postgis(database):  # SQLite has no TRUNCATE (its DELETE without WHERE is refused above)
+        with pytest.raises(refused, match="cannot be changed"):
+            execute(database, "TRUNCATE geoapp_audit")
+    assert audit_rows(database) == rows
+    assert not execute(database, "SELECT 1 FROM geoapp_audit WHERE actor = 'someone else'")
 
 
 def test_delete_is_soft_and_an_admin_restores(app, users):
@@ -343,6 +347,46 @@ def test_brute_force_sign_in_is_slowed_then_refused(app, users, clock):
     clock.advance(int(locked.headers["Retry-After"]))
     assert _attempt(app, "planner", PASSWORD).status_code == 302  # the window passed
     assert len(_actions(app, "login_failed")) == 10 and _actions(app, "login_refused")
+
+
+def _another_server(database, clock):
+    """A second app server on the same store, as the ``app`` fixture makes the first: nothing shared in memory."""
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "GEOAPP_DATABASE": str(database),
+            "ARGON2_PARAMETERS": CHEAP_ARGON2,
+            "LOGIN_POLICY": LoginPolicy(clock=clock),
+        }
+    )
+
+
+def test_sign_in_failures_count_across_servers(app, users, database, clock):
+    """Guesses spread over two servers behind a balancer meet the same waits and the same lock as on one."""
+    other = _another_server(database, clock)
+    servers = [app, other]
+    try:
+        for i in range(3):  # the first failures answer at once, wherever they land
+            assert _attempt(servers[i % 2], "planner", "wrong-password-1").status_code == 401
+        waits = []
+        for failures in range(3, 10):
+            # the server that did not see the last failure makes the visitor wait for it
+            early = _attempt(servers[(failures + 1) % 2], "planner", PASSWORD)
+            assert early.status_code == 429, failures
+            waits.append(int(early.headers["Retry-After"]))
+            clock.advance(waits[-1])
+            assert _attempt(servers[failures % 2], "planner", "wrong-password-1").status_code == 401, failures
+        assert waits == [2, 4, 6, 8, 10, 12, 14]  # as on one server: each failure past the third adds two seconds
+        for server in servers:  # ten failures in all, five through each: locked on both
+            locked = _attempt(server, "planner", PASSWORD)
+            assert locked.status_code == 429 and int(locked.headers["Retry-After"]) == 15 * 60 - sum(waits)
+        assert _attempt(other, "viewer", PASSWORD).status_code == 302  # another account is not locked by it
+        clock.advance(15 * 60 - sum(waits))
+        assert _attempt(other, "planner", PASSWORD).status_code == 302
+        assert len(_actions(other, "login_failed")) == len(_actions(app, "login_failed")) == 10
+    finally:
+        other.extensions["geoapp"].close()
 
 
 def test_a_refused_sign_in_answers_the_json_shape_with_retry_after(app, users):
@@ -496,12 +540,13 @@ def test_no_password_or_token_is_stored_or_logged_in_clear(app, users, database,
     login(app.test_client(), "viewer")
     login(app.test_client(), "viewer", "a-wrong-password")
     app.extensions["geoapp"].store.close()
-    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    kept = stored(database)
+    assert b"planner-token" in kept  # what is stored is there to be searched
     for secret in (PASSWORD, token, "a-wrong-password"):
-        assert secret.encode() not in stored
+        assert secret.encode() not in kept
         assert secret not in caplog.text
-    users_table = sqlite3.connect(database).execute("SELECT password_hash FROM geoapp_users").fetchall()
-    assert all(h.startswith("$argon2id$") for (h,) in users_table)
+    users_table = execute(database, "SELECT password_hash FROM geoapp_users")
+    assert users_table and all(h.startswith("$argon2id$") for (h,) in users_table)
 
 
 @pytest.mark.parametrize(
@@ -525,11 +570,11 @@ def test_sign_in_never_redirects_off_the_site(app, users, target):
 def test_names_unlike_accounts_never_reach_the_audit_trail(app, users, database):
     client = app.test_client()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    rows = _audit_rows(database)
+    rows = audit_rows(database)
     for name in ("A" * 400, "名字\n带换行", "<script>"):
         response = client.post("/login", data={"name": name, "password": "x", "csrf_token": csrf})
         assert response.status_code == 401
-    assert _audit_rows(database) == rows
+    assert audit_rows(database) == rows
 
 
 @pytest.mark.parametrize(

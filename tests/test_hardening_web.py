@@ -1,5 +1,6 @@
 """Web hardening: the body size limit, one error shape and error pages per status in both languages, the Host
-header, caching of what staff see, formula-safe audit exports and private files."""
+header, caching of what staff see, formula-safe audit exports and private files; on every backend (the files a
+GeoPackage store is made of are the GeoPackage's own)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.test_tiles import Upstream, image
 HOARDING = "/api/layers/construction_hoardings/features"
 JSON = {"Accept": "application/json"}
 WERKZEUG_404 = "The requested URL was not found on the server"
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _token(runner, role: str) -> dict:

@@ -1,5 +1,5 @@
 """Hostile and sloppy input to the real API answers 4xx in the JSON error shape, naming the parameter,
-and writes nothing: no feature, no change, no audit row."""
+and writes nothing: no feature, no change, no audit row; on every backend."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ LINE = {"type": "LineString", "coordinates": [[113.300, 33.730], [113.301, 33.73
 RING = [[113.300, 33.730], [113.301, 33.730], [113.301, 33.731], [113.300, 33.731], [113.300, 33.730]]
 NEW = {"type": "Feature", "geometry": LINE, "properties": {"site": "新点", "agency": "housing"}}
 JSON = {"Content-Type": "application/json"}
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _signed_in(app, role: str):

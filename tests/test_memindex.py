@@ -1,6 +1,7 @@
 """The in-memory reader follows edits by deltas: after any edits it answers exactly as a reader loaded afresh.
 
-A second store object on the same file stands for another worker process making the edits.
+A second store object on the same store (the file, or the database) stands for another worker process making
+the edits; on every backend.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from geoapp.store.memindex import MemIndex
 
 ACTOR = Actor("tester", "cli", roles=frozenset({"admin"}))
 LAYERS = ("manhole_covers", "construction_hoardings")
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _queries(rng: np.random.Generator, layer_id: str) -> list[Query]:

@@ -25,12 +25,26 @@ HOSTILE_CONTEXT = "</script><script>window.__pwned=3</script>"
 HOSTILE_POINT = (113.3005, 33.7305)
 
 
-@pytest.fixture(scope="session")
-def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
-    """The demo district plus features whose names try to run script, in an embedded and a fetched layer."""
-    path = tmp_path_factory.mktemp("browser") / "hostile.gpkg"
-    shutil.copy(demo_gpkg, path)
-    store = open_store(registry, str(path))
+@pytest.fixture(scope="module")
+def demo_copy(backend, request, tmp_path_factory):
+    """A copy of the demo district for one module's live server, on the backend under test: a GeoPackage file, or
+    a new database copied from the ``demo_postgis`` template (dropped after the module); its path or URL."""
+    if backend == "gpkg":
+        path = tmp_path_factory.mktemp("browser") / "demo.gpkg"
+        shutil.copy(request.getfixturevalue("demo_gpkg"), path)
+        yield path
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create(template=request.getfixturevalue("demo_postgis"))
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture(scope="module")
+def hostile_store(demo_copy, registry):
+    """The demo district plus features whose names try to run script, in an embedded and a fetched layer:
+    (its path or URL, the hostile point's fid)."""
+    store = open_store(registry, str(demo_copy))
     point = store.insert(
         "waterlogging_points",
         {"name": HOSTILE_NAME, "road": HOSTILE_ROAD, "status": "dangerous", "notes": HOSTILE_NAME},
@@ -44,19 +58,26 @@ def hostile_gpkg(tmp_path_factory, demo_gpkg, registry):
         actor=SETUP,
     )
     store.close()
-    return path, point.fid
+    return demo_copy, point.fid
 
 
-def serve(database: Path, log: Path, **settings: str):
-    """gunicorn as `make run` starts it, with one worker; return (process, base URL) once it answers."""
+@pytest.fixture(scope="module")
+def hostile_gpkg(hostile_store):
+    """:func:`hostile_store` under the name the display tests use (they run on the GeoPackage only)."""
+    return hostile_store
+
+
+def serve(database: Path | str, log: Path, **settings: str):
+    """gunicorn as `make run` starts it, with one worker, on a GeoPackage path or a database URL; return
+    (process, base URL) once it answers."""
     command = [str(PROJECT_ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
     return start_server(command, log, 60, GEOAPP_DATABASE=str(database), GEOAPP_WORKERS="1", **settings)
 
 
-@pytest.fixture(scope="session")
-def live_server(hostile_gpkg, tmp_path_factory):
-    path, _ = hostile_gpkg
-    proc, base = serve(path, tmp_path_factory.mktemp("logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
+@pytest.fixture(scope="module")
+def live_server(hostile_store, tmp_path_factory):
+    location, _ = hostile_store
+    proc, base = serve(location, tmp_path_factory.mktemp("logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
     yield base
     stop_server(proc)
 

@@ -1,8 +1,9 @@
 """Editing in the browser: the popup's status form, the 409 conflict, moving, reshaping and drawing shapes
 with Leaflet-Geoman, who sees what.
 
-The module has its own copy of the demo district and its own live server, so that its changes
-never reach the other browser tests; its construction hoardings may also be multi-part. Accounts
+The module runs on every backend, with its own copy of the demo district (a GeoPackage file, or a
+database copied from the template) and its own live server, so that its changes never reach the other
+browser tests; its construction hoardings may also be multi-part. Accounts
 are made with the ``geoapp user add`` command and features read through the API, as an
 administrator and a client would. The last tests use Flask's test client for the archive page's
 status form and the administrators' page of deleted features.
@@ -31,15 +32,20 @@ STATIONS = "heating_stations"
 # two planners (to collide), a viewer (staff who may not edit) and an administrator
 USERS = {"plan": ("planner",), "plan2": ("planner",), "view": ("viewer",), "boss": ("admin",)}
 GEOMAN_TITLES = {"绘制线", "绘制面", "放置点"}  # geoapp's own words for Geoman's tools, in Chinese
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _add_users(database) -> None:
     """The accounts, made with the command an administrator uses."""
-    runner = create_app({"GEOAPP_DATABASE": str(database), "SECRET_KEY": "test"}).test_cli_runner()
-    for name, roles in USERS.items():
-        args = ["geoapp", "user", "add", name, *[a for role in roles for a in ("--role", role)], "--password-stdin"]
-        result = runner.invoke(args=args, input=PASSWORD + "\n")
-        assert result.exit_code == 0, result.output
+    app = create_app({"GEOAPP_DATABASE": str(database), "SECRET_KEY": "test"})
+    runner = app.test_cli_runner()
+    try:
+        for name, roles in USERS.items():
+            args = ["geoapp", "user", "add", name, *[a for role in roles for a in ("--role", role)], "--password-stdin"]
+            result = runner.invoke(args=args, input=PASSWORD + "\n")
+            assert result.exit_code == 0, result.output
+    finally:
+        app.extensions["geoapp"].close()
 
 
 def _get(base: str, path: str):
@@ -107,22 +113,21 @@ def _room_by_a_road(base, registry, clear: float = 0.0008):
 
 
 @pytest.fixture(scope="module")
-def editing_site(tmp_path_factory, demo_gpkg, registry):
+def editing_site(tmp_path_factory, demo_copy, registry):
     """A live server on its own copy of the demo district, with the users above and features to edit.
 
-    Its layer definitions are the project's, except that a construction hoarding may be a MultiPolygon.
+    Its layer definitions are the project's, except that a construction hoarding may be a MultiPolygon (a
+    PostGIS layer of two geometry types has a column of any geometry already).
     """
     root = tmp_path_factory.mktemp("editing")
-    path = root / "editing.gpkg"
-    shutil.copy(demo_gpkg, path)
     layers = root / "layers"
     shutil.copytree(PROJECT_ROOT / "layers", layers)
     hoardings = layers / f"{HOARDINGS}.yaml"
     definition = hoardings.read_text(encoding="utf-8")
     assert "geometry: [Polygon, LineString]" in definition
     hoardings.write_text(definition.replace("[Polygon, LineString]", "[Polygon, MultiPolygon, LineString]"), "utf-8")
-    _add_users(path)
-    proc, base = serve(path, root / "gunicorn.log", GEOAPP_BASEMAP="none", GEOAPP_LAYERS=str(layers))
+    _add_users(demo_copy)
+    proc, base = serve(demo_copy, root / "gunicorn.log", GEOAPP_BASEMAP="none", GEOAPP_LAYERS=str(layers))
     features = {
         "polygons": _quiet_features(base, registry, HOARDINGS, "Polygon", 3),
         "stations": _quiet_features(base, registry, STATIONS, "Point", 1),
