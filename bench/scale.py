@@ -74,7 +74,7 @@ from bench import edits
 from bench.serving import Instance, Memory, MemoryGuard, connection, git_commit, memory, run_parallel
 from bench.tables import count, duration, ratio, size_bytes, table
 from bench.timing import Stats
-from geoapp.config import PROJECT_ROOT, SETTINGS
+from geoapp.config import PROJECT_ROOT
 from geoapp.core.layers import Registry
 from geoapp.store import BACKENDS, create_store
 
@@ -216,6 +216,7 @@ class BackendResult:
     burst: Burst = field(default_factory=Burst)
     uptime: list[str] = field(default_factory=list)
     loads: dict[str, float] = field(default_factory=dict)  # step -> 1-minute load average as it began
+    reader: str = "memory"  # the reader of the largest size's covers with the default settings (server A, B)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -323,9 +324,19 @@ class Stores:
 
 
 def sql_above() -> int:
-    """``GEOAPP_SQL_ABOVE`` as the servers will read it."""
-    default = next(s.default for s in SETTINGS if s.name == "GEOAPP_SQL_ABOVE")
-    return int(os.environ.get("GEOAPP_SQL_ABOVE", default))
+    """``GEOAPP_SQL_ABOVE`` as a server started now reads it (its default may change while a run goes on)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from geoapp.config import SETTINGS; print(*(s.default for s in SETTINGS if s.name == 'GEOAPP_SQL_ABOVE'))",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(os.environ.get("GEOAPP_SQL_ABOVE", out.stdout.strip()))
 
 
 def reader_of(backend: str, added: int) -> str:
@@ -334,11 +345,13 @@ def reader_of(backend: str, added: int) -> str:
     return "SQL" if backend == "postgis" and covers > sql_above() else "memory"
 
 
-def readers_at(backend: str, added: int) -> tuple[str, ...]:
-    """The readers measured at a size: PostGIS's SQL at every size (for its growth with n), and its
-    in-memory index where it answers by default."""
-    default = reader_of(backend, added)
-    return (default, "SQL") if backend == "postgis" and default != "SQL" else (default,)
+def readers_at(backend: str) -> tuple[str, ...]:
+    """The readers measured: PostGIS's in-memory index and its SQL, each at every size."""
+    return READERS if backend == "postgis" else ("memory",)
+
+
+#: the setting that makes a PostGIS server use a reader for every layer
+FORCE_READER = {"memory": {"GEOAPP_SQL_ABOVE": str(10**12)}, "SQL": {"GEOAPP_SQL_ABOVE": "0"}}
 
 
 def uptime() -> str:
@@ -567,6 +580,7 @@ def measure_backend(
 ) -> BackendResult:
     result = BackendResult(backend=backend, uptime=[uptime()])
     largest = max(places)
+    result.reader = reader_of(backend, largest)
     stores = Stores(backend, folder)
     for added, place in places.items():
         progress(f"scale, {backend}: writing the store with {len(place.codes):,} covers")
@@ -610,12 +624,12 @@ def measure_backend(
 
                 step("bbox")
                 progress(f"scale, {backend}: bbox latency at {', '.join(count(n) for n in places)} covers added")
-                servers = {(largest, reader_of(backend, largest)): a}
+                # PostGIS servers are told which reader to use, so that each row says which answered it
+                servers = {(largest, "memory"): a} if backend == "gpkg" else {}
                 for added in places:
-                    for reader in readers_at(backend, added):
+                    for reader in readers_at(backend):
                         if (added, reader) not in servers:
-                            env = {"GEOAPP_SQL_ABOVE": "0"} if reader != reader_of(backend, added) else {}
-                            server = instance(f"bbox-{added}-{reader}", added, env)
+                            server = instance(f"bbox-{added}-{reader}", added, FORCE_READER[reader])
                             started.append(server)
                             server.start()
                             servers[added, reader] = server
@@ -673,7 +687,7 @@ def startup_table(results: list[BackendResult]) -> str:
         started, loaded = r.memory_started, r.memory_loaded
         rows.append(
             [
-                r.backend,
+                f"{r.backend}, {r.reader}",
                 count(r.covers),
                 duration(r.startup_median_s and r.startup_median_s * 1000),
                 " / ".join(f"{s:.1f}" for s in r.startup_s) or "-",
@@ -688,7 +702,7 @@ def startup_table(results: list[BackendResult]) -> str:
             ]
         )
     headers = [
-        "backend",
+        "backend, reader",
         "covers",
         "start-up med",
         "runs (s)",
@@ -750,8 +764,9 @@ def bbox_table(results: list[BackendResult]) -> str:
                 )
     if any(r.backend == "postgis" for r in results):
         text += (
-            f"\npostgis: layers above GEOAPP_SQL_ABOVE = {sql_above():,} features are answered in SQL, smaller ones "
-            "from memory; SQL rows below that size come from servers started with GEOAPP_SQL_ABOVE=0"
+            f"\npostgis: by default layers above GEOAPP_SQL_ABOVE = {sql_above():,} features are answered in SQL, "
+            "smaller ones from memory; here each PostGIS server was started with GEOAPP_SQL_ABOVE=0 (SQL) or 10^12 "
+            "(memory)"
         )
     return text
 
@@ -763,7 +778,7 @@ def load_table(results: list[BackendResult], settings: Settings) -> str:
             socket = ", ".join(f"{k} {v}" for k, v in load.socket_errors.items() if v) or "0"
             rows.append(
                 [
-                    r.backend,
+                    f"{r.backend}, {r.reader}",
                     load.target,
                     f"{load.per_second:,.0f}",
                     duration(load.p50_ms),
@@ -780,8 +795,8 @@ def load_table(results: list[BackendResult], settings: Settings) -> str:
         f"{count(results[0].covers) if results else '-'} covers (gunicorn, {WORKERS} workers x 4 threads; wrk on the "
         "same 2 cores)"
     )
-    headers = ["backend", "target", "req/s", "p50", "p99", "requests", "non-2xx/3xx", "socket errors", "no errors"]
-    headers.append("app PSS after")
+    headers = ["backend, reader", "target", "req/s", "p50", "p99", "requests", "non-2xx/3xx", "socket errors"]
+    headers += ["no errors", "app PSS after"]
     return table(title, headers, rows, left=[0, 1, 7])
 
 
@@ -792,7 +807,7 @@ def burst_table(results: list[BackendResult]) -> str:
         final = "-" if b.final_seen is None else ("yes" if b.final_seen else "NO") + f" ({duration(b.final_ms)})"
         rows.append(
             [
-                r.backend,
+                f"{r.backend}, {r.reader}",
                 duration(b.reads_rest and b.reads_rest.p99_ms),
                 duration(b.reads_during and b.reads_during.p99_ms),
                 ratio(b.p99_ratio),
@@ -805,7 +820,7 @@ def burst_table(results: list[BackendResult]) -> str:
             ]
         )
     headers = [
-        "backend",
+        "backend, reader",
         "read p99 rest",
         "during",
         "ratio",
