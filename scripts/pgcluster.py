@@ -12,12 +12,14 @@ Durability is traded for speed (``fsync=off``): this cluster holds test data onl
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +46,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _home(folder: Path) -> Path:
+    """Where the server's own files go: ``folder`` itself, or, when the server's user cannot reach it (as root,
+    in a checkout under a directory only root may enter), a directory of that user's under /tmp named after
+    ``folder`` (``folder/data`` then links to it)."""
+    if os.geteuid() != 0:
+        return folder
+    reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(folder)], capture_output=True)
+    if reachable.returncode == 0:
+        return folder
+    home = Path(tempfile.gettempdir()) / f"geoapp-pg-{hashlib.sha1(str(folder).encode()).hexdigest()[:12]}"
+    home.mkdir(mode=0o700, exist_ok=True)
+    owner = pwd.getpwnam("postgres")
+    os.chown(home, owner.pw_uid, owner.pw_gid)
+    link = folder / "data"
+    if not link.is_symlink():
+        shutil.rmtree(link, ignore_errors=True)
+        link.symlink_to(home / "data")
+    return home
+
+
 def url(folder: Path, database: str = "postgres") -> str | None:
     """The URL of the cluster running under ``folder``, or None."""
     port_file = folder / "port"
@@ -59,30 +81,29 @@ def start(folder: str | os.PathLike) -> str:
     if running and _ready(folder):
         return running
     folder.mkdir(parents=True, exist_ok=True)
-    data = folder / "data"
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
+    home = _home(folder)
+    data = home / "data"
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
         _as_owner(
             [str(bindir() / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"],
-            folder,
+            home,
         )
     port = _free_port()
     (folder / "port").write_text(str(port))
     options = (
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+        f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
     )
-    _as_owner(
-        [str(bindir() / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "start"],
-        folder,
-    )
+    log = home / "server.log"
+    _as_owner([str(bindir() / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], home)
     deadline = time.monotonic() + 60
     while not _ready(folder):
         if time.monotonic() > deadline:
-            raise SystemExit(f"PostgreSQL did not start; see {folder / 'server.log'}")
+            raise SystemExit(f"PostgreSQL did not start; see {log}")
         time.sleep(0.2)
     return url(folder)
 
@@ -101,9 +122,9 @@ def _ready(folder: Path) -> bool:
 def stop(folder: str | os.PathLike) -> None:
     """Stop the cluster under ``folder`` if it runs (its data stays for the next start)."""
     folder = Path(folder).resolve()
-    data = folder / "data"
-    if (data / "postmaster.pid").exists():
-        _as_owner([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], folder)
+    if (folder / "data" / "postmaster.pid").exists():
+        home = _home(folder)
+        _as_owner([str(bindir() / "pg_ctl"), "-D", str(home / "data"), "-m", "fast", "-w", "stop"], home)
 
 
 def database(folder: str | os.PathLike, name: str) -> str:
