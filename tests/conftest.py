@@ -34,6 +34,20 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium, driven by Playwright: one for the whole run (two sync Playwrights cannot be
+    open at once)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL + PostGIS cluster for the run (see tests/backends.py)."""
     server = Postgres()

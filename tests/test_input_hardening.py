@@ -16,7 +16,6 @@ LINE = {"type": "LineString", "coordinates": [[113.300, 33.730], [113.301, 33.73
 RING = [[113.300, 33.730], [113.301, 33.730], [113.301, 33.731], [113.300, 33.731], [113.300, 33.730]]
 NEW = {"type": "Feature", "geometry": LINE, "properties": {"site": "新点", "agency": "housing"}}
 JSON = {"Content-Type": "application/json"}
-pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 
 def _signed_in(app, role: str):

@@ -19,7 +19,7 @@ from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
 from geoapp.store.base import Query
 from geoapp.web import create_app
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, READY
+from tests.browser.chromium import READY
 from tests.conftest import SETUP, stop_server
 
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">'
@@ -227,16 +227,6 @@ def file_server(published, tmp_path):
     log.close()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
 @pytest.mark.parametrize(
     "name, viewport, page_file, lang",
     [
@@ -246,9 +236,9 @@ def chromium():
     ],
 )
 def test_the_published_map_draws_every_layer_from_a_plain_file_server(
-    chromium, file_server, published, tmp_path_factory, name, viewport, page_file, lang
+    browser, file_server, published, tmp_path_factory, name, viewport, page_file, lang
 ):
-    context = chromium.new_context(locale="zh-CN", viewport=viewport)
+    context = browser.new_context(locale="zh-CN", viewport=viewport)
     page = context.new_page()
     requests, errors, outside = [], [], []
 

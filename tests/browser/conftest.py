@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 import shapely
-from playwright.sync_api import sync_playwright
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import SETUP, start_server, stop_server
 
 # values that would run script if any page put them into HTML or a template literal
@@ -80,14 +78,6 @@ def live_server(hostile_store, tmp_path_factory):
     proc, base = serve(location, tmp_path_factory.mktemp("logs") / "gunicorn.log", GEOAPP_BASEMAP="none")
     yield base
     stop_server(proc)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @dataclass
