@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 import shapely
 import shapely.ops
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.web import create_app
@@ -165,7 +166,12 @@ def _sign_in(watched, base: str, name: str):
 def _open_map(page, base: str, lon: float, lat: float) -> None:
     page.goto(f"{base}/?focus={lon},{lat}")
     page.wait_for_function(READY)
-    page.wait_for_load_state("networkidle")
+    try:
+        page.wait_for_load_state("networkidle", timeout=10_000)
+    except PlaywrightTimeout:
+        # seen once in a full run: every request the server logged was answered, yet Chromium kept one open
+        # (none reached the server); what the test needs is the layers loaded after the zoom to the feature
+        page.wait_for_function(READY)
 
 
 def _screen(page, lon: float, lat: float) -> tuple[float, float]:
