@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard geoapp/web/translations/*/LC_MESSAGES/messages.po))
 ASSETS := node_modules/.stamp
-# headless Chromium and a CJK font for the browser tests, nginx for the deploy test, and PostgreSQL with
+# headless Chromium and a CJK font for the browser tests, nginx and systemd-analyze for the deploy test, and PostgreSQL with
 # PostGIS for the second store backend (Debian packages; the tests start a private cluster under build/)
 POSTGRES_PACKAGES := postgresql-15 postgresql-15-postgis-3
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx $(POSTGRES_PACKAGES)
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx systemd $(POSTGRES_PACKAGES)
 
 .PHONY: run run-postgis test lint lock bench system-packages clean
 
