@@ -26,15 +26,13 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import orjson
-import pandas as pd
 import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects import sqlite
 
-from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, metric_crs
-from geoapp.core.layers import Layer, Registry
-from geoapp.core.validate import prepare
+from geoapp.core.crs import STORAGE_SRS_ID
+from geoapp.core.layers import Registry
 from geoapp.errors import StoreBusy, StoreError
 from geoapp.store import tables
 from geoapp.store.base import (
@@ -45,6 +43,7 @@ from geoapp.store.base import (
     Store,
 )
 from geoapp.store.features import FeatureSQL, quote
+from geoapp.store.frames import prepared_frames
 from geoapp.store.records import Records, audit_row
 
 SCHEMA_VERSION = "3"
@@ -92,7 +91,6 @@ END;
 """
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _NONE = np.array([], dtype="int64")
-_DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
 
 
 # -- GeoPackage geometry blobs (GeoPackage 1.3, clause 2.1.3) ---------------------------------
@@ -334,12 +332,7 @@ class GeoPackageStore(FeatureSQL, Records, Store):
         path = Path(location)
         if path.exists() and not force:
             raise StoreError(f"{path} already exists; pass --force to replace it", parameter="database")
-        data = dict(data or {})
-        unknown = sorted(set(data) - set(registry.ids))
-        if unknown:
-            raise StoreError(f"data for undeclared layers: {', '.join(unknown)}", parameter="layer")
-        chosen = crs or _metric_crs_for(data)
-        frames = {layer.id: _prepared_frame(layer, data.get(layer.id), chosen) for layer in registry}
+        chosen, frames = prepared_frames(registry, data, crs)
         previous = path if path.exists() and keep_accounts else None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.gpkg")
@@ -464,32 +457,6 @@ def _touch_contents(conn: sqlite3.Connection, layer_id: str, geometry: BaseGeome
         )
 
 
-def _metric_crs_for(data: Mapping[str, gpd.GeoDataFrame]) -> str:
-    frames = [gdf for gdf in data.values() if len(gdf)]
-    if not frames:
-        return "EPSG:4547"
-    minx, miny, maxx, maxy = np.array([gdf.to_crs(STORAGE_CRS).total_bounds for gdf in frames]).T
-    return metric_crs((minx.min() + maxx.max()) / 2, (miny.min() + maxy.max()) / 2)
-
-
-def _prepared_frame(layer: Layer, gdf: gpd.GeoDataFrame | None, crs: str) -> gpd.GeoDataFrame:
-    names = [f.name for f in layer.fields]
-    if gdf is None or not len(gdf):
-        records, geoms = [], np.array([], dtype=object)
-    else:
-        if gdf.crs is None:
-            raise StoreError(f"{layer.id}: data has no CRS", parameter="crs")
-        gdf = gdf.to_crs(STORAGE_CRS)
-        records = gdf[[c for c in gdf.columns if c != gdf.geometry.name]].to_dict("records")
-        records = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in records]
-        records, geoms = prepare(layer, records, gdf.geometry.array, crs)
-    frame = pd.DataFrame.from_records(records, columns=names)
-    for spec in layer.fields:
-        frame[spec.name] = frame[spec.name].astype(_DTYPES[spec.type])
-    frame[VERSION_COLUMN] = pd.Series(1, index=frame.index, dtype="int64")
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS))
-
-
 #: Python types SQLite hands back that a field type admits
 _ADMITS = {"integer": (int,), "number": (int, float), "boolean": (int,), "string": (str,), "date": (str,)}
 
@@ -550,7 +517,3 @@ def _geometries(blobs: Sequence[bytes | None]) -> np.ndarray:
         pieces[:] = [kept[i][header[i] :] if ok[i] and header[i] >= 8 and kept[i][:2] == b"GP" else None for i in slow]
         out[present[slow]] = shapely.from_wkb(pieces, on_invalid="ignore")
     return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)) if np.ndim(value) == 0 else False)

@@ -61,7 +61,8 @@ from geoapp.store.base import (
     Visibility,
 )
 from geoapp.store.features import FeatureSQL, quote
-from geoapp.store.gpkg import SCHEMA_VERSION, _metric_crs_for, _missing, _prepared_frame
+from geoapp.store.frames import missing, prepared_frames
+from geoapp.store.gpkg import SCHEMA_VERSION
 from geoapp.store.records import Records, audit_row
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -375,12 +376,7 @@ class PostGISStore(FeatureSQL, Records, Store):
         Replacing keeps accounts, tokens and the audit trail (and records the replacement) unless
         ``keep_accounts`` is false.
         """
-        data = dict(data or {})
-        unknown = sorted(set(data) - set(registry.ids))
-        if unknown:
-            raise StoreError(f"data for undeclared layers: {', '.join(unknown)}", parameter="layer")
-        chosen = crs or _metric_crs_for(data)
-        frames = {layer.id: _prepared_frame(layer, data.get(layer.id), chosen) for layer in registry}
+        chosen, frames = prepared_frames(registry, data, crs)
         meta = {
             "metric_crs": chosen,
             "demo": "1" if demo else "0",
@@ -514,7 +510,7 @@ def _fill(
 def _frame_columns(layer: Layer, frame: gpd.GeoDataFrame) -> dict[str, list]:
     """A prepared frame's fields as lists of Python values (None where missing)."""
     return {
-        spec.name: [None if _missing(v) else v for v in frame[spec.name].astype(object).tolist()]
+        spec.name: [None if missing(v) else v for v in frame[spec.name].astype(object).tolist()]
         for spec in layer.fields
     }
 
