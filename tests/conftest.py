@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -99,15 +100,25 @@ def location(backend, tmp_path, request):
 @pytest.fixture
 def database(backend, tmp_path, request):
     """A copy of the demo district on the backend under test: a GeoPackage path, or a database URL."""
+    with demo_copy_in(backend, tmp_path, request) as copy:
+        yield copy
+
+
+@contextlib.contextmanager
+def demo_copy_in(backend: str, folder: Path, request):
+    """A copy of the demo district: ``folder/geoapp.gpkg``, or a new database copied from the demo template
+    (dropped afterwards)."""
     if backend == "gpkg":
-        path = tmp_path / "geoapp.gpkg"
+        path = folder / "geoapp.gpkg"
         shutil.copy(request.getfixturevalue("demo_gpkg"), path)
         yield path
         return
     server = request.getfixturevalue("postgres")
     url = server.create(template=request.getfixturevalue("demo_postgis"))
-    yield url
-    server.drop(url)
+    try:
+        yield url
+    finally:
+        server.drop(url)
 
 
 #: Argon2 at its cheapest: tests check what the hashing is for, not what it costs

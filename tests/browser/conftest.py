@@ -5,7 +5,6 @@ Nothing may leave 127.0.0.1: any other request is aborted and recorded, and the 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import shapely
 
 from geoapp.config import PROJECT_ROOT
 from geoapp.store import open_store
-from tests.conftest import SETUP, start_server, stop_server
+from tests.conftest import SETUP, demo_copy_in, start_server, stop_server
 
 # values that would run script if any page put them into HTML or a template literal
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">'
@@ -27,15 +26,8 @@ HOSTILE_POINT = (113.3005, 33.7305)
 def demo_copy(backend, request, tmp_path_factory):
     """A copy of the demo district for one module's live server, on the backend under test: a GeoPackage file, or
     a new database copied from the ``demo_postgis`` template (dropped after the module); its path or URL."""
-    if backend == "gpkg":
-        path = tmp_path_factory.mktemp("browser") / "demo.gpkg"
-        shutil.copy(request.getfixturevalue("demo_gpkg"), path)
-        yield path
-        return
-    server = request.getfixturevalue("postgres")
-    url = server.create(template=request.getfixturevalue("demo_postgis"))
-    yield url
-    server.drop(url)
+    with demo_copy_in(backend, tmp_path_factory.mktemp("browser"), request) as copy:
+        yield copy
 
 
 @pytest.fixture(scope="module")
