@@ -18,6 +18,10 @@ The counts follow the bureau's 2023 work report, reconciled where the report doe
 * Manhole covers, 950: 886 fixed in 2023 and 64 still to fix.
 * Underpass culverts 14, waterlogging points 6, underground spaces 81, back-street repairs 10
   (8 repaired, 2 under works by the housing bureau).
+* Not in the report, for the flood commander: 24 emergency resources (6 pump trucks parked at the squads'
+  bases near an underpass or waterlogging point, 4 fixed pump stations beside underpasses, 4 material
+  depots, 6 duty posts at the waterlogging points, 4 rescue squads), of which 3 are deployed and 2 out of
+  service, and 8 rain gauges on a jittered 3 x 3 grid less one corner (6 automatic, 2 manual).
 
 All geometry is built in EPSG:4547 (CGCS2000 Gauss-Kruger, central meridian 114E, metres), in
 coordinates relative to a local origin on the 100 m grid, and converted to WGS84 (EPSG:4326) only
@@ -85,6 +89,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "contact_phone",
         "notes",
     ),
+    "emergency_resources": ("name", "kind", "capacity", "capacity_unit", "unit", "state", "contact", "contact_phone"),
+    "rain_gauges": ("name", "code", "kind", "operator_phone"),
 }
 
 # -- shape of the district (metres) -----------------------------------------------------------
@@ -133,7 +139,7 @@ ESTATES = (
 )  # fmt: skip
 ESTATE_KINDS = ("小区", "花园", "家园", "苑")
 PLAZAS = ("中心广场", "文化广场", "人民商城", "东方商厦", "万和广场", "金鼎广场", "百汇商城", "汇通广场")
-STREET_OFFICES = ("演示东街道", "演示中街道", "演示西街道")
+STREET_OFFICES = ("演示西街道", "演示中街道", "演示东街道")  # west to east, as Regions.street numbers them
 COMMUNITIES = (
     ("东湖社区", "南苑社区", "西城社区"),
     ("北辰社区", "中和社区", "锦绣社区"),
@@ -154,6 +160,12 @@ MANHOLE_KINDS = {  # kind: (GB/T 30428 subclass code, share of covers)
     "heat": ("10", 0.06),
     "gas": ("11", 0.06),
 }
+PUMP_TRUCK_M3H = (100, 150, 200, 300, 400, 500)
+DEPOT_BAGS = (800, 1000, 1500, 2000, 3000)
+DRAINAGE_UNIT = "区城管局排水中队（演示）"
+PUMP_STATION_UNIT = "区市政设施维护中心（演示）"
+BUREAU_UNIT = "区城管局（演示）"
+GAUGE_GRID = (1500.0, 1150.0)  # spacing of the 3 x 3 grid of rain gauges, west-east and south-north
 UNDERGROUND_KINDS = {"garage": 45, "mall": 8, "passage": 6, "shelter": 14, "other": 8}  # 81 in all
 FOOTPRINTS = {  # kind: width range, depth range (m) of those drawn as polygons; the rest are points
     "garage": (40, 90, 30, 70),
@@ -201,7 +213,7 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
     each layer draws from its own child generator, so changing one layer leaves the others alone.
     """
     steps = ("boundary", "roads", "regions", "culverts", "waterlogging", "lanes", "heating", "underground", "hoardings")
-    steps += ("manholes",)
+    steps += ("manholes", "resources", "gauges")
     rng = dict(zip(steps, np.random.default_rng(seed).spawn(len(steps)), strict=True))
 
     boundary = _boundary(rng["boundary"])
@@ -213,18 +225,25 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
     land = _building_land(boundary, streets, railway, lanes)
     heating, estates = _heating_stations(rng["heating"], land)
     roads_union = shapely.union_all([r.line for r in roads])
+    waterlogging = _waterlogging(rng["waterlogging"], boundary, streets, railway, culverts, regions)
+    underground = _underground(rng["underground"], land, streets, estates, heating[1])
+    buildings = [*heating[1], *underground[1]]
 
     layers = {
         "district_boundary": ([{"name": DISTRICT_NAME}], [boundary]),
         "roads": ([{"name": r.name, "kind": r.kind} for r in roads], [r.line for r in roads]),
         "grid_cells": _grid_cells(boundary, regions),
         "underpass_culverts": culverts,
-        "waterlogging_points": _waterlogging(rng["waterlogging"], boundary, streets, railway, culverts, regions),
+        "waterlogging_points": waterlogging,
         "backstreet_repairs": _backstreet_records(rng["lanes"], lanes),
         "heating_stations": heating,
-        "underground_spaces": _underground(rng["underground"], land, streets, estates, heating[1]),
+        "underground_spaces": underground,
         "construction_hoardings": _hoardings(rng["hoardings"], boundary, streets, roads_union, lanes),
         "manhole_covers": _manholes(rng["manholes"], streets),
+        "emergency_resources": _emergency_resources(
+            rng["resources"], boundary, streets, railway, culverts, waterlogging, regions, land, buildings
+        ),
+        "rain_gauges": _rain_gauges(rng["gauges"], land, regions, buildings),
     }
     origin = _origin()
     return {layer_id: _frame(layer_id, records, geoms, origin) for layer_id, (records, geoms) in layers.items()}
@@ -720,6 +739,195 @@ def _on_line(rng: np.random.Generator, line: LineString, count: int) -> list[Poi
     norm = np.hypot(dx, dy)
     side = rng.uniform(-1.5, 1.5, count)
     return [Point(p) for p in np.column_stack([hx - dy / norm * side, hy + dx / norm * side])]
+
+
+# -- flood-emergency resources and rain gauges ------------------------------------------------
+
+
+def _emergency_resources(
+    rng: np.random.Generator,
+    boundary: Polygon,
+    streets: list[Road],
+    railway: Road,
+    culverts: tuple[list[dict], list[Point]],
+    waterlogging: tuple[list[dict], list[Point]],
+    regions: Regions,
+    land: BaseGeometry,
+    buildings: list[BaseGeometry],
+) -> tuple[list[dict], list[Point]]:
+    """Place the 24 resources the flood commander sends, near the underpasses and waterlogging points they serve.
+
+    Six pump trucks, one at each squad's base on a street near a flood spot of its area; four fixed pump
+    stations beside underpasses, rated as the culvert's own pump; a duty post at each waterlogging point;
+    a material depot and a rescue squad for each street office and one of each for the whole district.
+    A few are deployed or out of service, so that the nearest resource is not always one that can be sent.
+    """
+    inner = boundary.buffer(-ROAD_MARGIN)
+    shapely.prepare(inner)
+    by_name = {road.name: road for road in streets}
+    streets_union = shapely.union_all([road.line for road in streets])
+    entries: list[tuple[dict, Point]] = []
+
+    def clear(point: Point, railway_gap: float, gap: float) -> bool:
+        return (
+            inner.contains(point)
+            and railway.line.distance(point) >= railway_gap
+            and all(point.distance(other) >= gap for _, other in entries)
+        )
+
+    # Fixed pump stations beside four underpasses whose pump is rated 500 m3/h or more (the strongest, if fewer).
+    rated = np.array([record["pump_capacity_m3h"] for record in culverts[0]])
+    order = sorted(rng.permutation(len(rated)).tolist(), key=lambda i: rated[i] < 500)
+    for i in sorted(order[:4]):
+        culvert, at = culverts[0][i], culverts[1][i]
+        line = by_name[culvert["road"]].line
+        # A building, 15 m or more from every centreline like the others (so clear of the waterlogging points too).
+        point = _beside_road(
+            rng, line, at, (20, 50), (16, 25), lambda p: clear(p, 15, 10) and streets_union.distance(p) >= 15
+        )
+        record = {"name": f"{culvert['name']}泵站", "kind": "pump_station", "capacity": culvert["pump_capacity_m3h"]}
+        entries.append(({**record, "capacity_unit": "m3h", "unit": PUMP_STATION_UNIT}, point))
+    # A duty post on the pavement at each waterlogging point, kept by the point's own duty team.
+    for spot, at in zip(*waterlogging, strict=True):
+        line = by_name[spot["road"]].line
+        point = _beside_road(rng, line, at, (0, 10), (6, 10), lambda p: clear(p, 8, 10))
+        record = {"name": f"{spot['name'].removesuffix('积水点')}值守点", "kind": "duty_post"}
+        record |= {"capacity": float(rng.integers(2, 7)), "capacity_unit": "people", "unit": spot["duty_team"]}
+        entries.append((record, point))
+    # Pump trucks at the squads' bases: on a street 100-300 m from the flood spot nearest the middle of each squad.
+    spots = [(r["road"], p) for r, p in zip(*culverts, strict=True)]
+    spots += [(r["road"], p) for r, p in zip(*waterlogging, strict=True)]
+    centres = _region_centres(boundary, regions.squad, len(SQUADS))
+    used: set[int] = set()
+    for q, squad in enumerate(SQUADS):
+        free = [k for k in range(len(spots)) if k not in used]
+        mine = [k for k in free if regions.squad(spots[k][1].x, spots[k][1].y) == q] or free
+        k = min(mine, key=lambda k: spots[k][1].distance(Point(centres[q])))
+        used.add(k)
+        road, at = spots[k]
+        point = _beside_road(rng, by_name[road].line, at, (100, 300), (8, 12), lambda p: clear(p, 20, 30))
+        record = {"name": f"{squad}驻点移动泵车", "kind": "pump_truck", "capacity": float(rng.choice(PUMP_TRUCK_M3H))}
+        entries.append(({**record, "capacity_unit": "m3h", "unit": DRAINAGE_UNIT}, point))
+    # Depots and rescue squads in the blocks, on a street front, one of each per street office and for the district.
+    offices = _region_centres(boundary, regions.street, len(STREET_OFFICES))
+    for s, office in [*enumerate(STREET_OFFICES), (None, "区")]:
+        centre = np.zeros(2) if s is None else offices[s]
+        for kind in ("depot", "squad"):
+            for _ in range(5_000):
+                point = Point(centre + rng.normal(0, 250, 2))
+                if (
+                    land.contains(point)
+                    and streets_union.distance(point) <= 60
+                    and (s is None or regions.street(point.x, point.y) == s)
+                    and all(point.distance(b) >= 25 for b in buildings)
+                    and clear(point, RAILWAY_CLEARANCE, 100)
+                ):
+                    break
+            else:
+                raise RuntimeError(f"could not place the {kind} of {office}")
+            if kind == "depot":
+                name = "区防汛物资中心仓库" if s is None else f"{office}防汛物资仓库"
+                capacity, per = (5000.0 if s is None else float(rng.choice(DEPOT_BAGS))), "bags"
+            else:
+                name = "区城管局防汛抢险突击队" if s is None else f"{office}防汛抢险队"
+                capacity, per = float(rng.integers(30, 41) if s is None else rng.integers(10, 26)), "people"
+            unit = BUREAU_UNIT if s is None else f"{office}办事处"
+            record = {"name": name, "kind": kind, "capacity": capacity, "capacity_unit": per, "unit": unit}
+            entries.append((record, point))
+    records = [record for record, _ in entries]
+    _resource_states(rng, records)
+    for record, contact in zip(records, _contacts(rng, len(records)), strict=True):
+        person, phone = contact.split(" ")
+        record.update(contact=person, contact_phone=phone)
+    return records, [point for _, point in entries]
+
+
+def _resource_states(rng: np.random.Generator, records: list[dict]) -> None:
+    """Deploy two pump trucks and a street office's rescue squad; put a pump truck and a pump station under repair."""
+    for record in records:
+        record["state"] = "available"
+    trucks = [r for r in records if r["kind"] == "pump_truck"]
+    stations = [r for r in records if r["kind"] == "pump_station"]
+    squads = [r for r in records if r["kind"] == "squad" and r["unit"] != BUREAU_UNIT]
+    picked = rng.permutation(len(trucks))
+    trucks[picked[0]]["state"] = "out_of_service"
+    for i in picked[1:3]:
+        trucks[i]["state"] = "deployed"
+    stations[rng.integers(len(stations))]["state"] = "out_of_service"
+    squads[rng.integers(len(squads))]["state"] = "deployed"
+
+
+def _beside_road(
+    rng: np.random.Generator,
+    line: LineString,
+    at: Point,
+    shift: tuple[float, float],
+    offset: tuple[float, float],
+    accept,
+) -> Point:
+    """Find a point ``shift`` metres along a street from ``at`` and ``offset`` metres aside that ``accept`` takes."""
+    for _ in range(200):
+        along = line.project(at) + rng.uniform(*shift) * rng.choice([-1, 1])
+        point = _offset_point(line, along, rng.uniform(*offset) * rng.choice([-1, 1]))
+        if accept(point):
+            return point
+    raise RuntimeError("could not place a resource beside the street")
+
+
+def _offset_point(line: LineString, distance: float, offset: float) -> Point:
+    """Return the point ``distance`` metres along a line and ``offset`` metres to its left (right when negative)."""
+    distance = float(np.clip(distance, 1.0, line.length - 2.0))
+    here, ahead = line.interpolate(distance), line.interpolate(distance + 1.0)
+    dx, dy = ahead.x - here.x, ahead.y - here.y
+    norm = np.hypot(dx, dy)
+    return Point(here.x - dy / norm * offset, here.y + dx / norm * offset)
+
+
+def _region_centres(boundary: Polygon, label, n: int) -> np.ndarray:
+    """Return the centre of each of ``n`` regions, ``label(x, y)`` telling the region of a point, from a 50 m sample."""
+    minx, miny, maxx, maxy = boundary.bounds
+    gx, gy = np.meshgrid(np.arange(minx, maxx, 50.0), np.arange(miny, maxy, 50.0))
+    x, y = gx.ravel(), gy.ravel()
+    inside = shapely.contains_xy(boundary, x, y)
+    x, y = x[inside], y[inside]
+    labels = label(x, y)
+    return np.array([(x[labels == k].mean(), y[labels == k].mean()) for k in range(n)])
+
+
+def _rain_gauges(
+    rng: np.random.Generator, land: BaseGeometry, regions: Regions, buildings: list[BaseGeometry]
+) -> tuple[list[dict], list[Point]]:
+    """Set eight rain gauges over the district: a 3 x 3 grid less one corner, each up to 200 m off its node.
+
+    They stand in open ground inside the blocks, clear of the streets and of the buildings, and are named
+    after their community; codes RG-01 to RG-08 read from north-west to south-east. Two are manual.
+    """
+    dx, dy = GAUGE_GRID
+    nodes = [(x, y) for y in (dy, 0.0, -dy) for x in (-dx, 0.0, dx)]  # north row first, like text
+    dropped = int(rng.choice([0, 2, 6, 8]))
+    points = []
+    for node in [n for i, n in enumerate(nodes) if i != dropped]:
+        for _ in range(1_000):
+            point = Point(np.array(node) + rng.uniform(-200, 200, 2))
+            if land.contains(point) and all(point.distance(b) >= 20 for b in buildings):
+                points.append(point)
+                break
+        else:
+            raise RuntimeError("could not place a rain gauge")
+    communities = [COMMUNITIES[int(regions.street(p.x, p.y))][int(regions.community(p.x, p.y))] for p in points]
+    names = _numbered([(community, "雨量站") for community in communities])
+    manual = set(rng.choice(len(points), 2, replace=False).tolist())
+    phones = _phones(rng, len(points))
+    records = [
+        {
+            "name": name,
+            "code": f"RG-{n + 1:02d}",
+            "kind": "manual" if n in manual else "automatic",
+            "operator_phone": phone,
+        }
+        for n, (name, phone) in enumerate(zip(names, phones, strict=True))
+    ]
+    return records, points
 
 
 # -- grid -------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import yaml
 from geopandas.testing import assert_geodataframe_equal
 
 from data import demo_district
@@ -27,6 +30,23 @@ COUNTS = {
     "heating_stations": 114,
     "backstreet_repairs": 10,
     "manhole_covers": 950,
+    "emergency_resources": 24,
+    "rain_gauges": 8,
+}
+RESOURCE_KINDS = {"pump_truck": 6, "pump_station": 4, "depot": 4, "duty_post": 6, "squad": 4}
+# A digest of the attributes of each layer the demo had before the emergency resources and rain gauges (default
+# seed): adding a layer must not change them. Change one on purpose and its digest here changes with it.
+OLDER_LAYERS = {
+    "district_boundary": "77587247cdf91004",
+    "roads": "31c97bc19f26bf8b",
+    "grid_cells": "bf364f9e743928c0",
+    "underpass_culverts": "9739a7786aedceab",
+    "waterlogging_points": "e732220f08f8d0f2",
+    "backstreet_repairs": "68c7531fda665a79",
+    "heating_stations": "1b03a6c00db97a1b",
+    "underground_spaces": "69e9dd639bf8a0c7",
+    "construction_hoardings": "07b26479dc959f56",
+    "manhole_covers": "03da0eccbe3679bd",
 }
 SUBCLASS = {
     "water_supply": "01",
@@ -69,6 +89,11 @@ def railway(metric):
     return line
 
 
+def _attributes_digest(gdf: gpd.GeoDataFrame) -> str:
+    rows = gdf.drop(columns="geometry").astype(str).values.tolist()
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 def test_every_layer_has_its_declared_fields_in_wgs84(district, layer_registry):
     assert set(district) == set(layer_registry.ids)
     for layer in layer_registry:
@@ -82,6 +107,24 @@ def test_every_layer_has_its_declared_fields_in_wgs84(district, layer_registry):
 def test_counts_follow_the_work_report(district):
     assert {layer_id: len(district[layer_id]) for layer_id in COUNTS} == COUNTS
     assert district["district_boundary"]["name"].tolist() == ["XX区（演示数据）"]
+
+
+def test_values_are_allowed_by_the_layer_definitions(district, layer_registry):
+    for layer in layer_registry:
+        gdf = district[layer.id]
+        for field in layer.fields:
+            if field.computed:
+                continue
+            values = gdf[field.name].dropna()
+            if field.required:
+                assert len(values) == len(gdf), (layer.id, field.name)
+            if field.allowed is not None:
+                assert set(values) <= set(field.allowed), (layer.id, field.name)
+            if field.pattern is not None:
+                assert values.map(lambda v, p=field.pattern: re.fullmatch(p, v) is not None).all(), (
+                    layer.id,
+                    field.name,
+                )
 
 
 def test_hoarding_breakdown(district):
@@ -196,8 +239,12 @@ def test_hoardings_stand_beside_roads(metric):
 
 def test_buildings_keep_clear_of_roads(metric):
     roads = shapely.union_all(metric["roads"].geometry.values)
-    for layer_id in ("heating_stations", "underground_spaces"):
+    for layer_id in ("heating_stations", "underground_spaces", "rain_gauges"):
         assert (metric[layer_id].distance(roads) >= 15).all(), layer_id
+    resources = metric["emergency_resources"]
+    buildings = resources[resources["kind"].isin(["pump_station", "depot", "squad"])]
+    assert len(buildings) == 12
+    assert (buildings.distance(roads) >= 15).all()
     assert set(metric["underground_spaces"].geom_type) == {"Point", "Polygon"}
 
 
@@ -220,7 +267,9 @@ def test_same_seed_same_district_other_seed_differs(district):
         assert_geodataframe_equal(gdf, again[layer_id])
     other = demo_district.build(seed=7)
     assert {layer_id: len(other[layer_id]) for layer_id in COUNTS} == COUNTS
-    assert not other["manhole_covers"].geometry.geom_equals(district["manhole_covers"].geometry).all()
+    assert other["emergency_resources"]["kind"].value_counts().to_dict() == RESOURCE_KINDS
+    for layer_id in ("manhole_covers", "emergency_resources", "rain_gauges"):
+        assert not other[layer_id].geometry.geom_equals(district[layer_id].geometry).all(), layer_id
     assert not np.allclose(other["district_boundary"].total_bounds, district["district_boundary"].total_bounds)
 
 
@@ -234,3 +283,135 @@ def test_every_layer_validates_into_a_store(district, layer_registry, tmp_path):
         assert layer_frame(store, "grid_cells")["area_m2"].median() == pytest.approx(10_000, abs=1)
     finally:
         store.close()
+
+
+# -- emergency resources and rain gauges ------------------------------------------------------
+
+
+def _xy(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    return np.column_stack([gdf.geometry.x, gdf.geometry.y])
+
+
+def _nearest(points: gpd.GeoDataFrame, to: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``points``, the position in ``to`` of the nearest one and its distance."""
+    gaps = np.hypot(*(_xy(points)[:, None, :] - _xy(to)[None, :, :]).transpose(2, 0, 1))
+    return gaps.argmin(axis=1), gaps.min(axis=1)
+
+
+def test_older_layers_unchanged_by_the_flood_resources(district):
+    assert {layer_id: _attributes_digest(district[layer_id]) for layer_id in OLDER_LAYERS} == OLDER_LAYERS
+
+
+@pytest.mark.parametrize("generator", ["_emergency_resources", "_rain_gauges"])
+def test_new_layers_draw_from_their_own_generators(district, monkeypatch, generator):
+    """Drawing differently for one of the new layers changes that layer only."""
+    original = getattr(demo_district, generator)
+
+    def drawing_more(rng, *args):
+        rng.random(17)
+        return original(rng, *args)
+
+    monkeypatch.setattr(demo_district, generator, drawing_more)
+    changed = demo_district.build()
+    layer_id = generator.removeprefix("_")
+    assert not changed[layer_id].equals(district[layer_id])
+    for other_id, gdf in district.items():
+        if other_id != layer_id:
+            assert_geodataframe_equal(gdf, changed[other_id])
+
+
+def test_emergency_resources_inventory(district):
+    gdf = district["emergency_resources"]
+    assert gdf["kind"].value_counts().to_dict() == RESOURCE_KINDS
+    assert gdf["name"].is_unique
+    units = {"pump_truck": "m3h", "pump_station": "m3h", "depot": "bags", "duty_post": "people", "squad": "people"}
+    assert (gdf["capacity_unit"] == gdf["kind"].map(units)).all()
+    ranges = {"pump_truck": (100, 500), "pump_station": (500, 3000), "depot": (500, 5000)}
+    ranges |= {"duty_post": (2, 6), "squad": (10, 40)}
+    for kind, (low, high) in ranges.items():
+        assert gdf.loc[gdf["kind"] == kind, "capacity"].between(low, high).all(), kind
+    people = gdf[gdf["capacity_unit"] == "people"]
+    assert (people["capacity"] == people["capacity"].round()).all()
+    assert gdf["state"].value_counts().to_dict() == {"available": 19, "deployed": 3, "out_of_service": 2}
+    # A duty post's unit is the duty team of its waterlogging point (checked below); every other unit is marked demo.
+    assert gdf.loc[gdf["kind"] != "duty_post", "unit"].str.contains("演示").all()
+    assert gdf["contact"].str.fullmatch(r"[^\s0-9]{2,4}").all()
+    assert gdf["contact_phone"].str.fullmatch(r"0000-[0-9]{7}").all()
+    assert gdf["contact_phone"].is_unique
+
+
+def test_emergency_resources_sit_by_the_flood_spots_they_serve(metric, streets, railway):
+    resources = metric["emergency_resources"]
+    culverts, spots = metric["underpass_culverts"], metric["waterlogging_points"]
+    street_lines = shapely.union_all(streets.geometry.values)
+    by_kind = {kind: resources[resources["kind"] == kind] for kind in RESOURCE_KINDS}
+    # Pump stations beside an underpass each, rated as the culvert's own pump.
+    stations = by_kind["pump_station"]
+    nearest, distance = _nearest(stations, culverts)
+    assert distance.max() < 60 and len(set(nearest)) == len(stations)
+    assert stations["capacity"].tolist() == culverts["pump_capacity_m3h"].iloc[nearest].tolist()
+    assert (stations.distance(railway) >= 15).all()
+    # A duty post at every waterlogging point, kept by the point's duty team.
+    posts = by_kind["duty_post"]
+    nearest, distance = _nearest(posts, spots)
+    assert distance.max() < 15 and sorted(nearest) == list(range(len(spots)))
+    assert posts["unit"].tolist() == spots["duty_team"].iloc[nearest].tolist()
+    # Pump trucks parked at the kerb, a few hundred metres from an underpass or waterlogging point.
+    trucks = by_kind["pump_truck"]
+    flood = shapely.union_all([*culverts.geometry.values, *spots.geometry.values])
+    assert (trucks.distance(street_lines) <= 15).all()
+    assert trucks.distance(flood).between(50, 350).all()
+    assert trucks["name"].str.slice(0, 4).tolist() == [
+        "第一中队",
+        "第二中队",
+        "第三中队",
+        "第四中队",
+        "第五中队",
+        "第六中队",
+    ]
+    # Depots and squads on a street front, one of each per street office and for the whole district.
+    for kind in ("depot", "squad"):
+        assert by_kind[kind].distance(street_lines).between(15, 60).all(), kind
+        assert by_kind[kind]["unit"].nunique() == 4, kind
+    # Nothing stands on top of another resource, and everything is within reach of a monitored feature.
+    xy = _xy(resources)
+    gaps = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    assert gaps[np.triu_indices(len(xy), 1)].min() >= 10
+    monitored = shapely.union_all(
+        [
+            g
+            for layer_id in ("waterlogging_points", "underpass_culverts", "underground_spaces")
+            for g in metric[layer_id].geometry
+        ]
+    )
+    assert (resources.distance(monitored) < 2000).all()
+
+
+def test_the_nearest_pump_is_not_always_available(metric):
+    """Some flood spot's nearest pump cannot be sent, so the nearest available pump is another one."""
+    rules = yaml.safe_load((LAYERS_DIR / "flood" / "rules.yaml").read_text(encoding="utf-8"))["resources"]
+    resources = metric[rules["layer"]]
+    pumps = resources[resources[rules["kind_field"]].isin(rules["pump_kinds"])]
+    available = pumps[rules["state_field"]] == rules["available"]
+    assert 0 < (~available).sum() < len(pumps)
+    for layer_id in ("underpass_culverts", "waterlogging_points"):
+        nearest, _ = _nearest(metric[layer_id], pumps)
+        nearest_available, _ = _nearest(metric[layer_id], pumps[available])
+        if (pumps.index[nearest] != pumps[available].index[nearest_available]).any():
+            return
+    pytest.fail("every flood spot's nearest pump is available")
+
+
+def test_rain_gauges_spread_over_the_district(district, metric):
+    gdf = district["rain_gauges"]
+    assert gdf["code"].tolist() == [f"RG-{n:02d}" for n in range(1, 9)]
+    assert gdf["name"].is_unique and gdf["name"].str.endswith("雨量站").all()
+    kinds = gdf["kind"].value_counts().to_dict()
+    assert kinds["automatic"] >= 6 and 1 <= kinds.get("manual", 0) <= 2
+    assert gdf["operator_phone"].str.fullmatch(r"0000-[0-9]{7}").all()
+    # A 3 x 3 grid less one node: at least 700 m apart, reaching across most of the district.
+    xy = _xy(metric["rain_gauges"])
+    gaps = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    assert gaps[np.triu_indices(len(xy), 1)].min() >= 700
+    west, south, east, north = metric["rain_gauges"].total_bounds
+    assert east - west > 2500 and north - south > 1800

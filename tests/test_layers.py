@@ -13,6 +13,8 @@ from geoapp.core.layers import LayerError, Registry
 LAYERS_DIR = PROJECT_ROOT / "layers"
 
 REQUIRED = {
+    "emergency_resources": {"Point"},
+    "rain_gauges": {"Point"},
     "waterlogging_points": {"Point"},
     "underpass_culverts": {"Point", "LineString"},
     "underground_spaces": {"Point", "Polygon"},

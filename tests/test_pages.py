@@ -183,11 +183,11 @@ def test_the_map_offers_every_layer_in_its_group_with_its_legend(client, registr
     html = client.get("/").get_data(as_text=True)
     control = _layer_control(html)
     assert list(control) == ["防汛", "围挡与道路", "供暖", "部件", "底图"]
-    assert control["防汛"] == ["积水点", "下穿式涵洞", "地下空间"]
+    assert control["防汛"] == ["防汛应急资源", "雨量站", "积水点", "下穿式涵洞", "地下空间"]
     operational = {layer.title.zh for layer in registry if not layer.context}
     assert {title for titles in control.values() for title in titles} == operational
     english = _layer_control(client.get("/?lang=en").get_data(as_text=True))
-    assert english["Flood control"][0] == "Waterlogging points"
+    assert english["Flood control"][0] == "Emergency resources"
     config = _map_config(html)
     layers = {layer["id"]: layer for layer in config["layers"]}
     assert layers["construction_hoardings"]["legend"] == {

@@ -63,8 +63,13 @@ def expected_version(if_match: str | None, body_version: Any = None) -> int:
 class Editing:
     """Create, update, delete, restore and batch-insert features of a store, for a caller."""
 
-    def __init__(self, store: Store, reader: FeatureReader):
+    def __init__(
+        self, store: Store, reader: FeatureReader, *, closure_fields: Mapping[str, tuple[str, str]] | None = None
+    ):
         self.store = store
+        #: layer -> (status field, its closed value): only closing and reopening set or clear that value
+        #: (geoapp.flood keeps who closed it, when and why)
+        self.closure_fields = dict(closure_fields or {})
         self.reader = reader
         self.registry = store.registry
         self._district: tuple[int, BaseGeometry | None] | None = None
@@ -85,10 +90,17 @@ class Editing:
         layer = self._layer(layer_id)
         permissions.require_edit(actor, layer)
         many = len(features) > 1
+        owned, closed = self.closure_fields.get(layer_id, (None, None))
         for i, (properties, geometry) in enumerate(features):
             if not isinstance(properties, Mapping):
                 raise InvalidParameter("properties must be an object of field values", parameter="properties")
             self._check_inside_district(geometry, f"feature {i}: " if many else "")
+            if owned and properties.get(owned) == closed:
+                raise InvalidFeature(
+                    f"{f'feature {i}: ' if many else ''}a new feature cannot be {closed}; "
+                    "close it afterwards with a reason (the flood board, or POST /api/flood/closures)",
+                    parameter=owned,
+                )
         return self.store.insert_many(layer_id, list(features), actor=actor)
 
     def update(
@@ -106,6 +118,7 @@ class Editing:
         permissions.require_edit(actor, layer)
         if geometry is not None:
             self._check_inside_district(geometry)
+        self._check_closure_field(layer_id, fid, properties or {})
         return self.store.update(layer_id, fid, properties or {}, geometry, expected_version=version, actor=actor)
 
     def delete(self, actor: Actor, layer_id: str, fid: int, *, version: int) -> None:
@@ -124,6 +137,20 @@ class Editing:
         """What was deleted and may be restored, newest first (administrators)."""
         permissions.require_restore(actor)
         return [item for item in self.store.deleted() if item.feature.layer in self.registry]
+
+    def _check_closure_field(self, layer_id: str, fid: int, properties: Mapping[str, Any]) -> None:
+        """Refuse an edit of the status a closure owns: closing and reopening keep who, when and why."""
+        owned, closed = self.closure_fields.get(layer_id, (None, None))
+        if not owned or owned not in properties:
+            return
+        current = self.reader.get(layer_id, fid)
+        before = None if current is None else current.properties.get(owned)
+        if before != properties[owned] and closed in (before, properties[owned]):
+            raise InvalidFeature(
+                f"{owned} of {layer_id} becomes or stops being {closed} by closing or reopening it with a reason "
+                "(the flood board, or POST /api/flood/closures), not by an edit",
+                parameter=owned,
+            )
 
     # -- the district rule ----------------------------------------------------------------------
 

@@ -6,9 +6,13 @@ Flask-free: the web app, the CLI and the benchmarks all hold one :class:`Service
 from __future__ import annotations
 
 import threading
+import time
 
 from geoapp.core.editing import Editing
 from geoapp.core.layers import Registry
+from geoapp.errors import ConfigError
+from geoapp.flood.rules import Rules
+from geoapp.flood.service import Flood
 from geoapp.store import Store, create_store, open_store
 from geoapp.store.base import Actor, FeatureReader
 from geoapp.store.memindex import MemIndex
@@ -26,6 +30,8 @@ class Service:
         figures: tuple = (),
         sql_above: int = 2_000_000,
         pool_size: int | None = None,
+        flood_rules: Rules | None = None,
+        clock=time.time,
     ):
         self.registry = registry
         #: a database store answers layers of more features than this in SQL (see ``GEOAPP_SQL_ABOVE``)
@@ -38,6 +44,11 @@ class Service:
         self._store: Store | None = None
         self._reader: FeatureReader | None = None
         self._editing: Editing | None = None
+        self._flood: Flood | None = None
+        #: the flood-control rules (``layers/flood/rules.yaml``), checked against the registry at start-up
+        self.flood_rules = flood_rules
+        #: what the flood board takes as now (tests move it instead of sleeping)
+        self.clock = clock
         self._lock = threading.Lock()
 
     def _open(self, store: Store) -> None:
@@ -46,7 +57,11 @@ class Service:
         # large ones itself, in SQL
         sql = store.sql_reader() if hasattr(store, "sql_reader") else None
         self._reader = MemIndex(store, sql=sql, sql_above=self.sql_above)
-        self._editing = Editing(store, self._reader)
+        self._flood = (
+            Flood(store, self._reader, self.registry, self.flood_rules, clock=self.clock) if self.flood_rules else None
+        )
+        closure_fields = self._flood.closure_fields() if self._flood else {}
+        self._editing = Editing(store, self._reader, closure_fields=closure_fields)
 
     def _ensure(self) -> None:
         with self._lock:
@@ -67,6 +82,13 @@ class Service:
     def editing(self) -> Editing:
         self._ensure()
         return self._editing
+
+    @property
+    def flood(self) -> Flood:
+        self._ensure()
+        if self._flood is None:
+            raise ConfigError("no flood rules were loaded (layers/flood/rules.yaml)", parameter="GEOAPP_LAYERS")
+        return self._flood
 
     def warm(self) -> None:
         """Load every layer and build its indexes now (a server does this before forking its workers)."""

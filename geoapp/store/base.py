@@ -93,6 +93,42 @@ class DeletedFeature:
     deleted_by: str
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One observation of a monitored feature or a rain gauge: a depth (cm) or the rain of an interval (mm).
+
+    ``observed_ms`` is milliseconds since the epoch (UTC); (source, layer, fid, kind, observed_ms) names it once.
+    """
+
+    layer: str
+    fid: int
+    kind: str  # depth_cm | rain_mm
+    value: float
+    observed_ms: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Closure:
+    """An underpass closed or an underground space's entrances sealed: by whom, when, why; and its reopening."""
+
+    id: int
+    layer: str
+    fid: int
+    action: str  # close | seal
+    reason: str
+    closed_at: str
+    closed_by: str
+    reopened_at: str | None = None
+    reopened_by: str | None = None
+    reopen_reason: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether the closure still holds (the feature is closed or sealed)."""
+        return self.reopened_at is None
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 

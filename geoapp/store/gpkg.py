@@ -43,10 +43,11 @@ from geoapp.store.base import (
     Store,
 )
 from geoapp.store.features import FeatureSQL, quote
+from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import prepared_frames
 from geoapp.store.records import Records, audit_row
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: how long a write waits for another writer's lock before answering "busy" (503)
 BUSY_TIMEOUT_S = 10.0
 
@@ -147,7 +148,7 @@ def _st_bound(i: int):
 # -- the store --------------------------------------------------------------------------------
 
 
-class GeoPackageStore(FeatureSQL, Records, Store):
+class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
     backend = "gpkg"
     dialect = sqlite.dialect()
     encode_geometry = staticmethod(encode)

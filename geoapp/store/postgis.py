@@ -61,6 +61,7 @@ from geoapp.store.base import (
     Visibility,
 )
 from geoapp.store.features import FeatureSQL, quote
+from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import missing, prepared_frames
 from geoapp.store.gpkg import SCHEMA_VERSION
 from geoapp.store.records import Records, audit_row
@@ -157,7 +158,7 @@ def _ensure_layer(conn: psycopg.Connection, layer: Layer, *, triggers: bool = Tr
             conn.execute(_LAYER_TRIGGERS.format(table=table, name=_literal(layer.id)))
 
 
-class PostGISStore(FeatureSQL, Records, Store):
+class PostGISStore(FeatureSQL, FloodSQL, Records, Store):
     backend = "postgis"
     dialect = pg_dialect.dialect()
     mark = "%s"

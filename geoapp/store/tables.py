@@ -120,8 +120,59 @@ sessions = sa.Table(
     sa.Index("geoapp_sessions_expires", "expires_at"),
 )
 
+#: readings of monitored features and rain gauges: a time series, never a layer (a reading rebuilds nothing).
+#: Times are milliseconds since the epoch, UTC: windows, ranges and downsampling buckets are integer arithmetic
+#: that SQLite and PostgreSQL do alike.
+readings = sa.Table(
+    "geoapp_readings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("fid", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("observed_ms", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("received_ms", sa.BigInteger, nullable=False),
+    # a reading sent again (a sensor retrying after a lost answer) is the same reading, not a second one
+    sa.UniqueConstraint("source", "layer", "fid", "kind", "observed_ms", name="geoapp_readings_once"),
+    sa.Index("geoapp_readings_series", "layer", "fid", "kind", "observed_ms"),
+    sa.Index("geoapp_readings_kind_at", "kind", "observed_ms"),
+    sqlite_autoincrement=True,
+)
+#: each feature's newest reading of each kind, kept in the transaction that stores it (the board reads this)
+latest_readings = sa.Table(
+    "geoapp_latest_readings",
+    metadata,
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("fid", sa.BigInteger, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("observed_ms", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+)
+#: closures of underpasses and sealed underground entrances: who, when, why, and who reopened them when
+closures = sa.Table(
+    "geoapp_closures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("fid", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("closed_at", sa.Text, nullable=False),
+    sa.Column("closed_by", sa.Text, nullable=False),
+    sa.Column("reopened_at", sa.Text),
+    sa.Column("reopened_by", sa.Text),
+    sa.Column("reopen_reason", sa.Text),
+    sa.Index("geoapp_closures_feature", "layer", "fid"),
+    sqlite_autoincrement=True,
+)
+
 #: the tables that belong to a store's layers; a store replaced with ``init --force`` keeps the others
-LAYER_TABLES = frozenset({meta.name, layer_versions.name, changes.name, deleted.name})
+LAYER_TABLES = frozenset(
+    {meta.name, layer_versions.name, changes.name, deleted.name, readings.name, latest_readings.name, closures.name}
+)
 
 
 def ddl(dialect: Dialect, tables: Iterable[sa.Table] | None = None) -> list[str]:

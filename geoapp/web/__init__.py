@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -14,6 +15,7 @@ from geoapp.core import stats
 from geoapp.core.layers import Registry
 from geoapp.core.service import Service
 from geoapp.errors import ConfigError
+from geoapp.flood import rules as flood_rules
 from geoapp.web import errors, i18n, maps, security
 
 GEOJSON = "application/geo+json"
@@ -39,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     figures = stats.load_figures(app.config["GEOAPP_LAYERS"], registry)
+    rules = flood_rules.load(app.config["GEOAPP_LAYERS"], registry)
     app.extensions["geoapp"] = Service(
         registry,
         app.config["GEOAPP_DATABASE"],
@@ -46,6 +49,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         figures=figures,
         sql_above=int(config.number(app.config, "GEOAPP_SQL_ABOVE", integer=True)),
         pool_size=int(config.number(app.config, "GEOAPP_POOL_SIZE", minimum=1, integer=True)),
+        flood_rules=rules,
+        clock=app.config.get("CLOCK") or time.time,
     )
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
@@ -61,11 +66,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app, basemap.origins)
 
-    from geoapp.web import api, auth, cli, pages, tiles
+    from geoapp.web import api, auth, cli, feeds, flood_api, flood_pages, pages, tiles
 
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(flood_api.bp)
+    app.register_blueprint(flood_pages.bp)
+    app.register_blueprint(feeds.bp)
     tiles.init_app(app)
     cli.init_app(app)
     return app

@@ -1,0 +1,237 @@
+"""Readings and closures in SQL, written once for SQLite and PostgreSQL (mixed into both stores).
+
+Readings are a time series in ``geoapp_readings``: storing one touches no layer, so no snapshot
+is rebuilt and no map reloads. A batch is one transaction together with its audit row; a reading
+sent again (same source, feature, kind and time) is counted as a duplicate and stored once
+(``ON CONFLICT DO NOTHING``, which both databases say alike). ``geoapp_latest_readings`` keeps
+each feature's newest reading of each kind in the same transaction, so the board reads a few
+hundred rows, not the series.
+
+A closure changes the feature's status field and keeps its record in ``geoapp_closures``, with
+one audit row, in one transaction (the feature's row is locked: two commanders closing the same
+underpass at once make one closure, not two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from geoapp.core.layers import Layer
+from geoapp.errors import NotFound, VersionConflict
+from geoapp.store.base import VERSION_COLUMN, Actor, Closure, Reading
+from geoapp.store.features import quote
+from geoapp.store.records import audit_row, now
+
+_CLOSURE = "id, layer, fid, action, reason, closed_at, closed_by, reopened_at, reopened_by, reopen_reason"
+
+
+class FloodSQL:
+    """Readings and closures for a backend that has :class:`~geoapp.store.features.FeatureSQL` and Records."""
+
+    mark: str
+
+    # -- readings -------------------------------------------------------------------------------
+
+    def add_readings(self, readings: Sequence[Reading], *, actor: Actor, received_ms: int) -> tuple[int, int]:
+        """Store a batch in one transaction with its audit row; return (stored, duplicates)."""
+        m = self.mark
+        insert = (
+            "INSERT INTO geoapp_readings (layer, fid, kind, value, observed_ms, source, received_ms) "
+            f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}) "
+            "ON CONFLICT (source, layer, fid, kind, observed_ms) DO NOTHING"
+        )
+        latest = (
+            "INSERT INTO geoapp_latest_readings (layer, fid, kind, value, observed_ms, source) "
+            f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (layer, fid, kind) DO UPDATE "
+            "SET value = excluded.value, observed_ms = excluded.observed_ms, source = excluded.source "
+            "WHERE excluded.observed_ms >= geoapp_latest_readings.observed_ms"
+        )
+        stored = 0
+        with self._transaction() as conn:
+            for r in readings:
+                row = (r.layer, r.fid, r.kind, float(r.value), r.observed_ms, r.source)
+                if conn.execute(insert, (*row, received_ms)).rowcount:
+                    stored += 1
+                    conn.execute(latest, row)
+            duplicates = len(readings) - stored
+            layers = sorted({r.layer for r in readings})
+            changes = {"readings": [None, stored], "duplicates": [None, duplicates], "layers": [None, layers]}
+            audit_row(conn, self.dialect, actor, "readings", None, None, changes)
+        return stored, duplicates
+
+    def readings_mark(self) -> tuple[int, int]:
+        """What the board's data depends on besides the layers: the newest reading's id and the closures' state."""
+        with self._reading() as conn:
+            newest = conn.execute("SELECT max(id) FROM geoapp_readings").fetchone()[0] or 0
+            closures = conn.execute(
+                "SELECT count(*) + count(reopened_at) * 1000003 + coalesce(max(id), 0) FROM geoapp_closures"
+            ).fetchone()[0]
+        return int(newest), int(closures or 0)
+
+    def latest_readings(self, kind: str) -> dict[tuple[str, int], tuple[float, int, str]]:
+        """Each feature's newest reading of ``kind``: (layer, fid) -> (value, observed_ms, source)."""
+        sql = f"SELECT layer, fid, value, observed_ms, source FROM geoapp_latest_readings WHERE kind = {self.mark}"
+        with self._reading() as conn:
+            return {(layer, fid): (value, at, source) for layer, fid, value, at, source in conn.execute(sql, (kind,))}
+
+    def reading_before(self, layer: str, fid: int, kind: str, at_ms: int) -> tuple[float, int] | None:
+        """The newest reading of a feature at or before ``at_ms`` (value, observed_ms), if there is one."""
+        m = self.mark
+        sql = (
+            "SELECT value, observed_ms FROM geoapp_readings "
+            f"WHERE layer = {m} AND fid = {m} AND kind = {m} AND observed_ms <= {m} ORDER BY observed_ms DESC LIMIT 1"
+        )
+        with self._reading() as conn:
+            row = conn.execute(sql, (layer, fid, kind, at_ms)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def earliest_since(self, kind: str, since_ms: int) -> dict[tuple[str, int], tuple[float, int]]:
+        """Each feature's first reading of ``kind`` at or after ``since_ms`` (for a trend when none is older)."""
+        m = self.mark
+        sql = (
+            "SELECT r.layer, r.fid, r.value, r.observed_ms FROM geoapp_readings r JOIN ("
+            "SELECT layer, fid, min(observed_ms) AS first FROM geoapp_readings "
+            f"WHERE kind = {m} AND observed_ms >= {m} GROUP BY layer, fid"
+            ") f ON r.layer = f.layer AND r.fid = f.fid AND r.observed_ms = f.first "
+            f"WHERE r.kind = {m}"
+        )
+        with self._reading() as conn:
+            return {(layer, fid): (value, at) for layer, fid, value, at in conn.execute(sql, (kind, since_ms, kind))}
+
+    def rain_totals(self, layer: str, until_ms: int, windows_ms: Sequence[int]) -> dict[int, list[float]]:
+        """Each gauge's rain over each window ending at ``until_ms``: the largest total any one source reports
+        (a gauge read by its logger and by hand is not counted twice)."""
+        m = self.mark
+        sums = ", ".join(f"SUM(CASE WHEN observed_ms > {m} THEN value ELSE 0 END)" for _ in windows_ms)
+        sql = (
+            f"SELECT fid, source, {sums} FROM geoapp_readings WHERE layer = {m} AND kind = 'rain_mm' "
+            f"AND observed_ms > {m} AND observed_ms <= {m} GROUP BY fid, source"
+        )
+        params = [until_ms - w for w in windows_ms] + [layer, until_ms - max(windows_ms), until_ms]
+        out: dict[int, list[float]] = {}
+        with self._reading() as conn:
+            for fid, _source, *totals in conn.execute(sql, params):
+                best = out.setdefault(fid, [0.0] * len(windows_ms))
+                out[fid] = [max(a, float(b or 0)) for a, b in zip(best, totals, strict=True)]
+        return out
+
+    def series(
+        self, layer: str, fid: int, kind: str, since_ms: int, until_ms: int, points: int
+    ) -> tuple[int, bool, list[tuple[int, float]]]:
+        """A feature's readings of ``kind`` in [since, until]: (count, downsampled, [(observed_ms, value)]).
+
+        More than ``points`` readings are downsampled in SQL to one per time bucket: the deepest water
+        of the bucket (what matters for a depth), or the rain fallen in it (a sum, so totals stay right).
+        """
+        m = self.mark
+        where = f"layer = {m} AND fid = {m} AND kind = {m} AND observed_ms >= {m} AND observed_ms <= {m}"
+        params = (layer, fid, kind, since_ms, until_ms)
+        with self._reading() as conn:
+            count = conn.execute(f"SELECT count(*) FROM geoapp_readings WHERE {where}", params).fetchone()[0]
+            if count <= points:
+                rows = conn.execute(
+                    f"SELECT observed_ms, value FROM geoapp_readings WHERE {where} ORDER BY observed_ms, id", params
+                ).fetchall()
+                return count, False, [(int(at), float(v)) for at, v in rows]
+            width = max(1, -(-(until_ms - since_ms + 1) // points))
+            value = "SUM(value)" if kind == "rain_mm" else "MAX(value)"
+            rows = conn.execute(
+                f"SELECT (observed_ms - {m}) / {m} AS bucket, min(observed_ms), {value} FROM geoapp_readings "
+                f"WHERE {where} GROUP BY bucket ORDER BY bucket",
+                (since_ms, width, *params),
+            ).fetchall()
+        return count, True, [(int(at), float(v)) for _, at, v in rows]
+
+    # -- closures -------------------------------------------------------------------------------
+
+    def close_feature(
+        self, layer: Layer, fid: int, *, action: str, field: str, closed: str, reason: str, actor: Actor
+    ) -> Closure:
+        """Close (or seal) a feature: its status field set to ``closed`` and the closure kept, with an audit row."""
+        m = self.mark
+        with self._write(layer.id, []) as conn:
+            current = self._get(conn, layer, fid, lock=True)
+            if current is None:
+                raise NotFound(f"no feature {fid} in layer {layer.id}", parameter="feature_id")
+            held = conn.execute(
+                f"SELECT id FROM geoapp_closures WHERE layer = {m} AND fid = {m} AND reopened_at IS NULL",
+                (layer.id, fid),
+            ).fetchone()
+            if held is not None:
+                raise VersionConflict(
+                    f"{layer.id}/{fid} is closed already (closure {held[0]}); reopen it first", parameter="feature_id"
+                )
+            at = now()
+            changes: dict[str, list[Any]] = {"reason": [None, reason]}
+            if current.properties.get(field) != closed:
+                self._set_field(conn, layer, current, field, closed)
+                changes[field] = [current.properties.get(field), closed]
+            row = conn.execute(
+                "INSERT INTO geoapp_closures (layer, fid, action, reason, closed_at, closed_by) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) RETURNING {_CLOSURE}",
+                (layer.id, fid, action, reason, at, actor.name),
+            ).fetchone()
+            audit_row(conn, self.dialect, actor, action, layer.id, fid, changes)
+        return Closure(*row)
+
+    def reopen_closure(
+        self, layer: Layer, closure_id: int, *, field: str, open_value: str, reason: str | None, actor: Actor
+    ) -> Closure:
+        """End a closure: the feature's status field back to ``open_value``, the reopening kept, an audit row."""
+        m = self.mark
+        with self._write(layer.id, []) as conn:
+            found = self._closure(conn, closure_id)
+            if found is None or found.layer != layer.id:
+                raise NotFound(f"no closure {closure_id}", parameter="closure")
+            current = self._get(conn, layer, found.fid, lock=True)
+            found = self._closure(conn, closure_id)  # read again under the row's lock
+            if not found.open:
+                raise VersionConflict(
+                    f"closure {closure_id} was reopened already ({found.reopened_at} by {found.reopened_by})",
+                    parameter="closure",
+                )
+            changes: dict[str, list[Any]] = {"closure": [closure_id, None], "reason": [None, reason]}
+            if current is not None and current.properties.get(field) != open_value:
+                self._set_field(conn, layer, current, field, open_value)
+                changes[field] = [current.properties.get(field), open_value]
+            row = conn.execute(
+                f"UPDATE geoapp_closures SET reopened_at = {m}, reopened_by = {m}, reopen_reason = {m} "
+                f"WHERE id = {m} RETURNING {_CLOSURE}",
+                (now(), actor.name, reason, closure_id),
+            ).fetchone()
+            audit_row(conn, self.dialect, actor, "reopen", layer.id, found.fid, changes)
+        return Closure(*row)
+
+    def _set_field(self, conn: Any, layer: Layer, current, field: str, value: str) -> None:
+        m = self.mark
+        conn.execute(
+            f"UPDATE {quote(layer.id)} SET {quote(field)} = {m}, {quote(VERSION_COLUMN)} = {m} WHERE fid = {m}",
+            (value, current.version + 1, current.fid),
+        )
+
+    def _closure(self, conn: Any, closure_id: int) -> Closure | None:
+        if not 0 < closure_id < 2**31:
+            return None
+        row = conn.execute(f"SELECT {_CLOSURE} FROM geoapp_closures WHERE id = {self.mark}", (closure_id,)).fetchone()
+        return None if row is None else Closure(*row)
+
+    def closure(self, closure_id: int) -> Closure | None:
+        with self._reading() as conn:
+            return self._closure(conn, closure_id)
+
+    def closures(self, *, open_only: bool = True, layer: str | None = None, fid: int | None = None) -> list[Closure]:
+        """Closures, newest first: those that hold (``open_only``), or all, maybe of one feature."""
+        m = self.mark
+        where, params = ["1 = 1"], []
+        if open_only:
+            where.append("reopened_at IS NULL")
+        if layer is not None:
+            where.append(f"layer = {m}")
+            params.append(layer)
+        if fid is not None:
+            where.append(f"fid = {m}")
+            params.append(fid)
+        sql = f"SELECT {_CLOSURE} FROM geoapp_closures WHERE {' AND '.join(where)} ORDER BY id DESC"
+        with self._reading() as conn:
+            return [Closure(*row) for row in conn.execute(sql, params)]
