@@ -11,6 +11,7 @@ databases are dropped there too: a test waits only for what it uses.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -26,6 +27,8 @@ from scripts import pgcluster
 CLUSTER = PROJECT_ROOT / "build" / "pg-test"
 #: databases the tests make carry this prefix; leftovers of an interrupted run are dropped at the next start
 PREFIX = "geoapp_test_"
+#: this session's databases: several test sessions may share the cluster (a developer's and a helper's)
+SESSION = f"{PREFIX}{os.getpid()}_"
 
 
 class Postgres:
@@ -37,8 +40,12 @@ class Postgres:
         given = os.environ.get("GEOAPP_TEST_POSTGRES")
         self.started = given is None
         self.admin = given or pgcluster.start(CLUSTER)
+        if self.started:  # every session holds this lock shared; the last one to end stops the cluster
+            self._users = open(CLUSTER / "sessions.lock", "w")  # noqa: SIM115 (held for the session)
+            fcntl.flock(self._users, fcntl.LOCK_SH)
         for (name,) in self._execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)):
-            self._drop(name)
+            if not _alive(name):  # left by a session that ended without cleaning up
+                self._drop(name)
         # an empty database with PostGIS installed, to copy: creating the extension takes a second, a copy does not
         self.empty = name_of(self._copy("template1"))
         with psycopg.connect(self.url(self.empty), autocommit=True) as conn:
@@ -61,7 +68,7 @@ class Postgres:
         return url
 
     def _copy(self, template: str) -> str:
-        name = PREFIX + uuid.uuid4().hex[:12]
+        name = SESSION + uuid.uuid4().hex[:12]
         self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
 
@@ -76,7 +83,26 @@ class Postgres:
             self._background.submit(self._drop, name_of(spare.result()))
         self._background.shutdown(wait=True)
         if self.started:
+            fcntl.flock(self._users, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(self._users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another session still uses the cluster; it stops it
             pgcluster.stop(CLUSTER)
+
+
+def _alive(database: str) -> bool:
+    """Whether the test session that made ``database`` still runs."""
+    pid = database[len(PREFIX) :].split("_", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def name_of(url: str) -> str:

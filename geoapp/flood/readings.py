@@ -95,7 +95,10 @@ def _reading(item, where, rules, registry, exists, actor, now_ms) -> Reading:
             raise InvalidParameter(f"unknown member {name!r}; allowed: {', '.join(MEMBERS)}", parameter=where + name)
     for name in ("layer", "feature_id", "kind", "value", "observed_at"):
         if item.get(name) is None:
-            raise InvalidParameter(f"{where}{name} is required", parameter=where + name)
+            raise InvalidParameter(
+                f"{where}{name} is required (a reading has layer, feature_id, kind, value and observed_at)",
+                parameter=where + name,
+            )
     layer = item["layer"]
     kinds = {layer_id: rules.kind_of(layer_id) for layer_id in registry.ids}
     takes = sorted(layer_id for layer_id, kind in kinds.items() if kind)
