@@ -99,6 +99,12 @@ SETTINGS = (
         "Host names the app answers for, comma-separated (.example.gov.cn: every subdomain); any other Host "
         "is refused with 400. The host of GEOAPP_BASE_URL is always trusted; empty: localhost and 127.0.0.1 too.",
     ),
+    Setting(
+        "GEOAPP_CAP_SENDER",
+        "geoapp@district.example",
+        "Sender of the public CAP 1.2 warnings (/flood/warnings.atom): a DNS name or an address at one, which "
+        "also names the feed's tag URIs; set it to the bureau's own once, and keep it.",
+    ),
 )
 
 
