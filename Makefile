@@ -16,6 +16,7 @@ SYSTEM_PACKAGES := chromium fonts-wqy-microhei nginx systemd $(POSTGRES_PACKAGES
 
 run: $(VENV)/.stamp-app $(ASSETS) $(CATALOGUES)
 	$(FLASK) geoapp init --demo --if-missing
+	$(FLASK) geoapp db upgrade
 	@echo "geoapp: http://127.0.0.1:$(PORT)/  (the demo district is synthetic data)"
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 

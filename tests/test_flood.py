@@ -505,3 +505,39 @@ def test_a_closed_underpass_is_on_the_live_board_without_a_recommendation(client
     board = _feature(live, "underpass_culverts", 7)
     assert board["closure"]["reason"] == "45 cm" and board["recommend"] is None and board["status"] == "closed"
     assert [c["fid"] for c in live["closures"]] == [7]
+
+
+# -- a store made before the flood layers -----------------------------------------------------------
+
+
+def test_a_store_made_before_the_flood_parts_is_upgraded_in_place_keeping_its_features(registry, demo_data, location):
+    from geoapp.core.layers import Registry
+    from geoapp.store import create_store, open_store, upgrade_store
+    from geoapp.store.base import Reading
+
+    new = {"emergency_resources", "rain_gauges"}
+    older = Registry([layer for layer in registry if layer.id not in new])
+    data = {k: v for k, v in demo_data.items() if k not in new}
+    store = create_store(older, location, data, demo=True, actor=SETUP)
+    store.update("construction_hoardings", 1, {"notes": "edited before the upgrade"}, expected_version=1, actor=SETUP)
+    store.close()
+    for table in ("geoapp_readings", "geoapp_latest_readings", "geoapp_closures"):
+        execute(location, f"DROP TABLE {table}")
+    execute(location, "UPDATE geoapp_meta SET value = '3' WHERE key = 'schema_version'")
+    if str(location).startswith("postgresql://"):  # as a database at the revision before them
+        execute(location, "UPDATE geoapp_alembic_version SET version_num = '0001'")
+    with pytest.raises(Exception, match="upgrade"):
+        open_store(registry, location)
+    said = upgrade_store(registry, location)
+    assert "emergency_resources" in said or "schema" in said
+    store = open_store(registry, location)
+    try:
+        assert store.get("construction_hoardings", 1).properties["notes"] == "edited before the upgrade"
+        assert store.load("emergency_resources").fids.size == 0  # declared since: added empty
+        assert store.add_readings(
+            [Reading("waterlogging_points", 1, "depth_cm", 3.0, 1_700_000_000_000, "s")], actor=SETUP, received_ms=0
+        ) == (1, 0)
+        assert store.closures() == []
+    finally:
+        store.close()
+    assert upgrade_store(registry, location)  # again: changes nothing

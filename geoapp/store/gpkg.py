@@ -173,7 +173,8 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
         missing = [layer.id for layer in registry if layer.id not in present]
         if missing:
             raise StoreError(
-                f"{self.path} lacks layers {', '.join(missing)}; re-create it with `geoapp init --force`",
+                f"{self.path} lacks layers {', '.join(missing)} (declared since it was made); "
+                "add them with `geoapp db upgrade`",
                 parameter="database",
             )
         self._metric_crs = meta["metric_crs"]
@@ -311,6 +312,38 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
     # -- creation -----------------------------------------------------------------------------
 
     @classmethod
+    def upgrade(cls, registry: Registry, location: str) -> str:
+        """Add the layers declared since the store was made (empty, written by GDAL as ``create`` writes them),
+        then open it, which brings geoapp's own tables up to date; the layers it has keep their features."""
+        path = Path(location)
+        if not path.is_file():
+            raise StoreError(f"no store at {path}; create it with `geoapp init`", parameter="database")
+        conn = _connect(path)
+        try:
+            present = {row[0] for row in conn.execute("SELECT layer_id FROM geoapp_layer_versions")}
+            crs = dict(conn.execute("SELECT key, value FROM geoapp_meta"))["metric_crs"]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a geoapp GeoPackage ({exc})", parameter="database") from None
+        finally:
+            conn.close()
+        added = [layer for layer in registry if layer.id not in present]
+        if added:
+            _, frames = prepared_frames(registry, {}, crs)
+            for layer in added:
+                _write_layer(path, layer, frames[layer.id])
+            conn = _connect(path)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO geoapp_layer_versions VALUES (?, 1)", [(layer.id,) for layer in added])
+                _install_schema(conn, registry)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        cls(registry, str(path)).close()
+        note = f"added layers {', '.join(layer.id for layer in added)}" if added else "up to date"
+        return f"{path}: {note}"
+
+    @classmethod
     def create(
         cls,
         registry: Registry,
@@ -340,16 +373,7 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
         tmp.unlink(missing_ok=True)
         try:
             for i, layer in enumerate(registry):
-                geometry_type = layer.geometry[0] if len(layer.geometry) == 1 else "Unknown"
-                pyogrio.write_dataframe(
-                    frames[layer.id],
-                    tmp,
-                    layer=layer.id,
-                    driver="GPKG",
-                    geometry_type=geometry_type,
-                    promote_to_multi=False,
-                    layer_options={"IDENTIFIER": layer.title.zh, "DESCRIPTION": layer.title.en},
-                )
+                _write_layer(tmp, layer, frames[layer.id])
                 if i == 0:
                     os.chmod(tmp, 0o600)  # accounts and audit live here: only the service user reads it
             conn = _connect(tmp)
@@ -389,6 +413,19 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
                 leftover.unlink(missing_ok=True)
         return cls(registry, str(path))
+
+
+def _write_layer(path: Path, layer, frame: gpd.GeoDataFrame) -> None:
+    """Write one layer's table with GDAL (the standard GeoPackage tables, the R-tree and its triggers)."""
+    pyogrio.write_dataframe(
+        frame,
+        path,
+        layer=layer.id,
+        driver="GPKG",
+        geometry_type=layer.geometry[0] if len(layer.geometry) == 1 else "Unknown",
+        promote_to_multi=False,
+        layer_options={"IDENTIFIER": layer.title.zh, "DESCRIPTION": layer.title.en},
+    )
 
 
 def _install_schema(conn: sqlite3.Connection, registry: Registry, *, triggers: bool = True) -> None:
