@@ -48,8 +48,10 @@ class FloodSQL:
             "WHERE excluded.observed_ms >= geoapp_latest_readings.observed_ms"
         )
         stored = 0
+        # rows are locked in one order (feature, kind, time): two batches touching the same features cannot deadlock
+        ordered = sorted(readings, key=lambda r: (r.layer, r.fid, r.kind, r.observed_ms, r.source))
         with self._transaction() as conn:
-            for r in readings:
+            for r in ordered:
                 row = (r.layer, r.fid, r.kind, float(r.value), r.observed_ms, r.source)
                 if conn.execute(insert, (*row, received_ms)).rowcount:
                     stored += 1
