@@ -294,7 +294,8 @@ class Registry:
     def require(self, layer_id: str) -> Layer:
         """The layer with this id, or :class:`~geoapp.errors.NotFound` naming the layers there are."""
         if layer_id not in self._layers:
-            raise NotFound(f"unknown layer {layer_id!r}; layers: {', '.join(self._layers)}", parameter="layer")
+            known = ", ".join(self._layers)
+            raise NotFound(f"unknown layer {str(layer_id)[:60]!r}; layers: {known}", parameter="layer")
         return self._layers[layer_id]
 
 

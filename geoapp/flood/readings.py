@@ -50,6 +50,19 @@ def to_ms(stamp: dt.datetime) -> int:
     return round(stamp.timestamp() * 1000)
 
 
+#: the times a range may name (the years 2000 to 9999, UTC): beyond them a time cannot be written back as a date
+EARLIEST_MS = to_ms(EARLIEST)
+LATEST_MS = to_ms(dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC)) + 1
+
+
+def parse_range_time(text: str, parameter: str) -> int:
+    """A ``since`` or ``until`` of a series, in milliseconds; a time outside the years 2000 to 9999 is refused."""
+    ms = to_ms(parse_time(text, parameter))
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise InvalidParameter(f"{parameter} must lie between the years 2000 and 9999 (UTC)", parameter)
+    return ms
+
+
 def iso(ms: int | None) -> str | None:
     """A stored time (milliseconds, UTC) as ISO 8601 in UTC, to the millisecond."""
     if ms is None:
@@ -85,6 +98,13 @@ def parse_readings(
     else:
         named = [("", body)]
     return [_reading(item, where, rules, registry, exists, actor, now_ms) for where, item in named]
+
+
+def labels(body: Mapping[str, Any]) -> list[str]:
+    """How each reading of a body is named in an error: "readings[3]." in a batch, nothing for one reading."""
+    if "readings" in body and isinstance(body["readings"], list):
+        return [f"readings[{i}]." for i in range(len(body["readings"]))]
+    return [""]
 
 
 def _reading(item, where, rules, registry, exists, actor, now_ms) -> Reading:
@@ -144,7 +164,8 @@ def _reading(item, where, rules, registry, exists, actor, now_ms) -> Reading:
             f"{where}observed_at {item['observed_at']} is before 2000: the sensor's clock was not set",
             where + "observed_at",
         )
-    return Reading(layer, fid, kind, float(value), ms, _source(item.get("source"), where, actor))
+    # + 0.0: a reading of -0.0 is stored and shown as 0
+    return Reading(layer, fid, kind, float(value) + 0.0, ms, _source(item.get("source"), where, actor))
 
 
 def _source(source: Any, where: str, actor: Actor) -> str:

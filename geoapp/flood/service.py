@@ -26,7 +26,7 @@ from geoapp.core import permissions
 from geoapp.core.layers import Registry
 from geoapp.errors import InvalidParameter, NotFound
 from geoapp.flood import levels
-from geoapp.flood.readings import iso, parse_readings
+from geoapp.flood.readings import iso, labels, parse_readings
 from geoapp.flood.rules import Rules
 from geoapp.store.base import Actor, Closure, FeatureReader, Query, Store, Visibility
 
@@ -154,7 +154,7 @@ class Flood:
             actor=actor,
             now_ms=now,
         )
-        return self.store.add_readings(readings, actor=actor, received_ms=now)
+        return self.store.add_readings(readings, actor=actor, received_ms=now, labels=labels(body))
 
     def series(
         self, actor: Actor, layer_id: str, fid: int, kind: str | None, since_ms: int | None, until_ms: int | None
@@ -163,9 +163,9 @@ class Flood:
         permissions.require_role(actor)
         taken = self.rules.kind_of(layer_id)
         if layer_id not in self.registry or taken is None:
-            raise NotFound(f"layer {layer_id!r} takes no readings", parameter="layer")
+            raise NotFound(f"layer {layer_id[:40]!r} takes no readings", parameter="layer")
         if kind is not None and kind != taken:
-            raise InvalidParameter(f"kind: {layer_id} takes {taken} readings, not {kind}", parameter="kind")
+            raise InvalidParameter(f"kind: {layer_id} takes {taken} readings, not {kind[:40]!r}", parameter="kind")
         if self.reader.get(layer_id, fid) is None:
             raise NotFound(f"no feature {fid} in layer {layer_id}", parameter="feature_id")
         until = self.now_ms() if until_ms is None else until_ms
@@ -233,7 +233,8 @@ class Flood:
         )
 
     def closures(self, actor: Actor, *, open_only: bool = True) -> list[Closure]:
-        permissions.require_role(actor)
+        """Closures, newest first, with their reasons and who made them (the board's roles)."""
+        permissions.require_role(actor, BOARD_ROLES)
         return self.store.closures(open_only=open_only)
 
     def closure_fields(self) -> dict[str, tuple[str, str]]:

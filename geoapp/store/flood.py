@@ -23,6 +23,13 @@ from geoapp.store.base import VERSION_COLUMN, Actor, Closure, Reading
 from geoapp.store.features import quote
 from geoapp.store.records import audit_row, now
 
+
+def _key(r: Reading) -> tuple:
+    return (r.layer, r.fid, r.kind, r.observed_ms, r.source)
+
+
+#: the ``geoapp_meta`` key counting committed changes of readings and closures
+FLOOD_VERSION = "flood_version"
 _CLOSURE = "id, layer, fid, action, reason, closed_at, closed_by, reopened_at, reopened_by, reopen_reason"
 
 
@@ -33,8 +40,19 @@ class FloodSQL:
 
     # -- readings -------------------------------------------------------------------------------
 
-    def add_readings(self, readings: Sequence[Reading], *, actor: Actor, received_ms: int) -> tuple[int, int]:
-        """Store a batch in one transaction with its audit row; return (stored, duplicates)."""
+    def add_readings(
+        self,
+        readings: Sequence[Reading],
+        *,
+        actor: Actor,
+        received_ms: int,
+        labels: Sequence[str] | None = None,
+    ) -> tuple[int, int]:
+        """Store a batch in one transaction with its audit row; return (stored, duplicates).
+
+        A reading sent again with the same value is a duplicate; with another value it is refused (409, naming
+        it by ``labels``: "readings[3]."), and so is the whole batch: a stored reading is never changed.
+        """
         m = self.mark
         insert = (
             "INSERT INTO geoapp_readings (layer, fid, kind, value, observed_ms, source, received_ms) "
@@ -48,28 +66,50 @@ class FloodSQL:
             "WHERE excluded.observed_ms >= geoapp_latest_readings.observed_ms"
         )
         stored = 0
+        labels = list(labels) if labels is not None else [""] * len(readings)
         # rows are locked in one order (feature, kind, time): two batches touching the same features cannot deadlock
-        ordered = sorted(readings, key=lambda r: (r.layer, r.fid, r.kind, r.observed_ms, r.source))
+        order = sorted(range(len(readings)), key=lambda i: _key(readings[i]))
+        same = (
+            f"SELECT value FROM geoapp_readings WHERE source = {m} AND layer = {m} AND fid = {m} AND kind = {m} "
+            f"AND observed_ms = {m}"
+        )
         with self._transaction() as conn:
-            for r in ordered:
+            for i in order:
+                r = readings[i]
                 row = (r.layer, r.fid, r.kind, float(r.value), r.observed_ms, r.source)
                 if conn.execute(insert, (*row, received_ms)).rowcount:
                     stored += 1
                     conn.execute(latest, row)
+                    continue
+                (kept,) = conn.execute(same, (r.source, r.layer, r.fid, r.kind, r.observed_ms)).fetchone()
+                if kept != float(r.value):
+                    raise VersionConflict(
+                        f"{labels[i]}value: {r.source} reported {r.layer}/{r.fid} at this time as {kept:g} already; "
+                        f"a reading is never changed (send a reading of a later time instead of {r.value:g})",
+                        parameter=f"{labels[i]}value",
+                    )
             duplicates = len(readings) - stored
+            if stored:
+                self._bump_flood_version(conn)
             layers = sorted({r.layer for r in readings})
             changes = {"readings": [None, stored], "duplicates": [None, duplicates], "layers": [None, layers]}
             audit_row(conn, self.dialect, actor, "readings", None, None, changes)
         return stored, duplicates
 
-    def readings_mark(self) -> tuple[int, int]:
-        """What the board's data depends on besides the layers: the newest reading's id and the closures' state."""
+    def _bump_flood_version(self, conn: Any) -> None:
+        """Count a committed change of readings or closures, in its transaction (commit order, whatever the ids)."""
+        conn.execute(
+            f"INSERT INTO geoapp_meta (key, value) VALUES ({self.mark}, '1') ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(CAST(geoapp_meta.value AS BIGINT) + 1 AS TEXT)",
+            (FLOOD_VERSION,),
+        )
+
+    def readings_mark(self) -> int:
+        """What the board's data depends on besides the layers: a count of committed reading and closure changes
+        (not the newest id: on PostgreSQL a reading with a lower id may commit after one with a higher)."""
         with self._reading() as conn:
-            newest = conn.execute("SELECT max(id) FROM geoapp_readings").fetchone()[0] or 0
-            closures = conn.execute(
-                "SELECT count(*) + count(reopened_at) * 1000003 + coalesce(max(id), 0) FROM geoapp_closures"
-            ).fetchone()[0]
-        return int(newest), int(closures or 0)
+            row = conn.execute(f"SELECT value FROM geoapp_meta WHERE key = {self.mark}", (FLOOD_VERSION,)).fetchone()
+        return int(row[0]) if row else 0
 
     def latest_readings(self, kind: str) -> dict[tuple[str, int], tuple[float, int, str]]:
         """Each feature's newest reading of ``kind``: (layer, fid) -> (value, observed_ms, source)."""
@@ -124,7 +164,8 @@ class FloodSQL:
         """A feature's readings of ``kind`` in [since, until]: (count, downsampled, [(observed_ms, value)]).
 
         More than ``points`` readings are downsampled in SQL to one per time bucket: the deepest water
-        of the bucket (what matters for a depth), or the rain fallen in it (a sum, so totals stay right).
+        of the bucket (what matters for a depth), or the rain fallen in it (a sum per source, then the largest,
+        as the board counts a gauge read twice: so totals stay right).
         """
         m = self.mark
         where = f"layer = {m} AND fid = {m} AND kind = {m} AND observed_ms >= {m} AND observed_ms <= {m}"
@@ -138,9 +179,12 @@ class FloodSQL:
                 return count, False, [(int(at), float(v)) for at, v in rows]
             width = max(1, -(-(until_ms - since_ms + 1) // points))
             value = "SUM(value)" if kind == "rain_mm" else "MAX(value)"
+            # per source first: a gauge read by its logger and by hand is not counted twice (as in rain_totals)
             rows = conn.execute(
-                f"SELECT (observed_ms - {m}) / {m} AS bucket, min(observed_ms), {value} FROM geoapp_readings "
-                f"WHERE {where} GROUP BY bucket ORDER BY bucket",
+                "SELECT bucket, min(first), max(total) FROM ("
+                f"SELECT (observed_ms - {m}) / {m} AS bucket, source, min(observed_ms) AS first, {value} AS total "
+                f"FROM geoapp_readings WHERE {where} GROUP BY bucket, source"
+                ") per_source GROUP BY bucket ORDER BY bucket",
                 (since_ms, width, *params),
             ).fetchall()
         return count, True, [(int(at), float(v)) for _, at, v in rows]
@@ -175,6 +219,7 @@ class FloodSQL:
                 (layer.id, fid, action, reason, at, actor.name),
             ).fetchone()
             audit_row(conn, self.dialect, actor, action, layer.id, fid, changes)
+            self._bump_flood_version(conn)
         return Closure(*row)
 
     def reopen_closure(
@@ -203,6 +248,7 @@ class FloodSQL:
                 (now(), actor.name, reason, closure_id),
             ).fetchone()
             audit_row(conn, self.dialect, actor, "reopen", layer.id, found.fid, changes)
+            self._bump_flood_version(conn)
         return Closure(*row)
 
     def _set_field(self, conn: Any, layer: Layer, current, field: str, value: str) -> None:

@@ -48,7 +48,7 @@ def check_members(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     for name in body:
         if name not in allowed:
-            raise InvalidParameter(f"unknown member {name!r}; allowed: {', '.join(allowed)}", parameter=name)
+            raise InvalidParameter(f"unknown member {name[:40]!r}; allowed: {', '.join(allowed)}", parameter=name)
 
 
 def _kind(value: Any) -> str:

@@ -13,9 +13,9 @@ from flask import Blueprint, Response, request
 
 from geoapp.core import permissions
 from geoapp.core.query import parse_fid, parse_int, parse_number
-from geoapp.errors import InvalidParameter
-from geoapp.flood.readings import parse_time, to_ms
-from geoapp.flood.service import closure_json
+from geoapp.errors import InvalidParameter, NotFound
+from geoapp.flood.readings import parse_range_time
+from geoapp.flood.service import BOARD_ROLES, CLOSURE_ROLES, READING_ROLES, closure_json
 from geoapp.web import service
 from geoapp.web.access import caller, visibility
 from geoapp.web.body import check_members, json_body
@@ -32,7 +32,7 @@ def _args(allowed: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for name, values in request.args.to_dict(flat=False).items():
         if name not in allowed:
-            raise InvalidParameter(f"unknown parameter {name!r}; allowed: {', '.join(allowed)}", parameter=name)
+            raise InvalidParameter(f"unknown parameter {name[:40]!r}; allowed: {', '.join(allowed)}", parameter=name)
         if len(values) > 1:
             raise InvalidParameter(f"give {name} once", parameter=name)
         out[name] = values[0]
@@ -51,7 +51,7 @@ def post_readings():
     """One reading or ``{"readings": [...]}`` (a batch: all or none); 201 with how many were new."""
     flood = service().flood
     who = caller()
-    permissions.require_role(who, ("sensor", "commander"))  # before the body: the public learns nothing from it
+    permissions.require_role(who, READING_ROLES)  # before the body: the public learns nothing from it
     stored, duplicates = flood.post_readings(who, json_body(request))
     return _json({"stored": stored, "duplicates": duplicates}, 201)
 
@@ -59,12 +59,13 @@ def post_readings():
 @bp.get("/readings")
 def readings():
     """A feature's series: ``layer``, ``feature_id``, optional ``kind``, ``since`` and ``until`` (ISO 8601)."""
+    permissions.require_role(caller())  # staff, before the parameters: the public learns nothing from them
     args = _args(("layer", "feature_id", "kind", "since", "until"))
     for name in ("layer", "feature_id"):
         if name not in args:
             raise InvalidParameter(f"{name} is required", parameter=name)
-    since = to_ms(parse_time(args["since"], "since")) if "since" in args else None
-    until = to_ms(parse_time(args["until"], "until")) if "until" in args else None
+    since = parse_range_time(args["since"], "since") if "since" in args else None
+    until = parse_range_time(args["until"], "until") if "until" in args else None
     fid = _fid(args["feature_id"], "feature_id")
     return _json(service().flood.series(caller(), args["layer"], fid, args.get("kind"), since, until))
 
@@ -83,6 +84,7 @@ def live():
 @bp.get("/flood/scenario")
 def scenario():
     """``rain_mm_h`` falling for ``hours``: each monitored feature's expected level and the signal."""
+    permissions.require_role(caller(), BOARD_ROLES)
     args = _args(("rain_mm_h", "hours"))
     if "rain_mm_h" not in args:
         raise InvalidParameter("rain_mm_h is required (mm of rain an hour, 0 to 300)", parameter="rain_mm_h")
@@ -95,6 +97,7 @@ def scenario():
 def nearest():
     """The ``k`` nearest available resources of ``kind`` from ``lon``/``lat`` or from a feature (``layer``,
     ``feature_id``), nearest first, with distances in metres."""
+    permissions.require_role(caller(), BOARD_ROLES)  # before a feature is looked up: no 404 tells the public
     args = _args(("lon", "lat", "layer", "feature_id", "kind", "k"))
     flood = service().flood
     origin: dict = {}
@@ -123,6 +126,7 @@ def nearest():
 @bp.get("/flood/closures")
 def closures():
     """Closures that hold (``state=open``, the default) or every closure (``state=all``), newest first."""
+    permissions.require_role(caller(), BOARD_ROLES)
     args = _args(("state",))
     state = args.get("state", "open")
     if state not in ("open", "all"):
@@ -137,7 +141,7 @@ def close():
     """Close an underpass or seal an underground space: ``{"layer", "feature_id", "reason"}``; 201 the closure."""
     flood = service().flood
     who = caller()
-    permissions.require_role(who, ("commander",))
+    permissions.require_role(who, CLOSURE_ROLES)
     body = json_body(request)
     check_members(body, ("layer", "feature_id", "reason"))
     layer = body.get("layer")
@@ -155,9 +159,11 @@ def reopen(closure_id: str):
     """Reopen a closure: ``{"reason"}`` (optional)."""
     flood = service().flood
     who = caller()
-    permissions.require_role(who, ("commander",))
+    permissions.require_role(who, CLOSURE_ROLES)
     number = parse_fid(closure_id)
+    if number is None:
+        raise NotFound(f"no closure {closure_id[:40]!r}", parameter="closure")
     body = json_body(request, optional=True)
     check_members(body, ("reason",))
-    closure = flood.reopen(who, number or 0, body.get("reason"))
+    closure = flood.reopen(who, number, body.get("reason"))
     return _json(closure_json(closure, flood._name_of))
