@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scale
 
         return scale.main(argv[1:])
+    if argv[:1] == ["soak"]:
+        # flood readings from simulated sensors while boards poll: the servers and the HTTP API only
+        from bench import soak
+
+        return soak.main(argv[1:])
     from bench import suite
 
     return suite.main(argv)
