@@ -306,6 +306,7 @@ class Flood:
         stale_ms = rules.stale_after_minutes * 60_000
         latest = self.store.latest_readings("depth_cm")
         earliest = self.store.earliest_since("depth_cm", now - HOUR_MS)
+        hour_before = self.store.readings_before_latest("depth_cm", HOUR_MS)
         held = {(c.layer, c.fid): c for c in self.store.closures(open_only=True)}
         features = []
         for layer_id, rule in rules.monitored.items():
@@ -319,7 +320,9 @@ class Flood:
                     depth, observed, _ = reading
                     if now - observed <= stale_ms:
                         level = levels.level_of(depth, thresholds)
-                        trend = self._trend(layer_id, fid, depth, observed, now, earliest)
+                        trend = _trend(
+                            depth, observed, hour_before.get((layer_id, fid)) or earliest.get((layer_id, fid))
+                        )
                 closure = held.get((layer_id, fid))
                 recommend = None if closure else levels.recommends(level, rule.closure)
                 pumps = self._nearest(lon, lat, rules.resources.pump_kinds, 1, visibility)
@@ -359,15 +362,6 @@ class Flood:
             worst.fid if worst else None,
             sorted(held.values(), key=lambda c: c.id, reverse=True),
         )
-
-    def _trend(self, layer_id, fid, depth, observed, now, earliest) -> float | None:
-        """How much the water rose (+) or fell (-) over the last hour, in cm: against the reading an hour before
-        the newest (or the first of the hour when none is that old)."""
-        before = self.store.reading_before(layer_id, fid, "depth_cm", observed - HOUR_MS)
-        reference = before or earliest.get((layer_id, fid))
-        if reference is None or reference[1] >= observed:
-            return 0.0 if reference is not None else None
-        return round(depth - reference[0], 1)
 
     def _features(self, layer_id: str, visibility: Visibility):
         """Every feature of a layer: fid, properties and its representative point (lon, lat)."""
@@ -545,6 +539,16 @@ class Flood:
             "signal": levels.signal_of(totals, rules),
             "features": features,
         }
+
+
+def _trend(depth: float, observed: int, reference: tuple[float, int] | None) -> float | None:
+    """How much the water rose (+) or fell (-) over the last hour, in cm: against the reading an hour before the
+    newest (or the first of the hour when none is that old); None with no earlier reading to compare."""
+    if reference is None:
+        return None
+    if reference[1] >= observed:
+        return 0.0
+    return round(depth - reference[0], 1)
 
 
 def _ms(at: str) -> int:

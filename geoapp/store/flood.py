@@ -117,16 +117,21 @@ class FloodSQL:
         with self._reading() as conn:
             return {(layer, fid): (value, at, source) for layer, fid, value, at, source in conn.execute(sql, (kind,))}
 
-    def reading_before(self, layer: str, fid: int, kind: str, at_ms: int) -> tuple[float, int] | None:
-        """The newest reading of a feature at or before ``at_ms`` (value, observed_ms), if there is one."""
+    def readings_before_latest(self, kind: str, before_ms: int) -> dict[tuple[str, int], tuple[float, int]]:
+        """Each feature's newest reading of ``kind`` at least ``before_ms`` older than its newest one: (layer, fid)
+        -> (value, observed_ms). One query for every feature (the index on the series finds each)."""
         m = self.mark
         sql = (
-            "SELECT value, observed_ms FROM geoapp_readings "
-            f"WHERE layer = {m} AND fid = {m} AND kind = {m} AND observed_ms <= {m} ORDER BY observed_ms DESC LIMIT 1"
+            "SELECT r.layer, r.fid, max(r.value), r.observed_ms FROM geoapp_readings r JOIN ("
+            "SELECT l.layer, l.fid, (SELECT max(x.observed_ms) FROM geoapp_readings x WHERE x.layer = l.layer "
+            f"AND x.fid = l.fid AND x.kind = l.kind AND x.observed_ms <= l.observed_ms - {m}) AS at "
+            f"FROM geoapp_latest_readings l WHERE l.kind = {m}"
+            f") ref ON r.layer = ref.layer AND r.fid = ref.fid AND r.observed_ms = ref.at WHERE r.kind = {m} "
+            "GROUP BY r.layer, r.fid, r.observed_ms"
         )
         with self._reading() as conn:
-            row = conn.execute(sql, (layer, fid, kind, at_ms)).fetchone()
-        return None if row is None else (row[0], row[1])
+            rows = conn.execute(sql, (before_ms, kind, kind)).fetchall()
+        return {(layer, fid): (value, at) for layer, fid, value, at in rows}
 
     def earliest_since(self, kind: str, since_ms: int) -> dict[tuple[str, int], tuple[float, int]]:
         """Each feature's first reading of ``kind`` at or after ``since_ms`` (for a trend when none is older)."""
