@@ -134,8 +134,9 @@ class Flood:
         self.registry = registry
         self.rules = rules
         self.clock = clock
-        self._kept: dict[tuple, Situation] = {}
-        self._lock = threading.Lock()
+        #: per visibility: the situation kept, what it was computed from, and when its computing began
+        self._kept: dict[str, tuple[tuple, float, Situation]] = {}
+        self._computing = {"public": threading.Lock(), "internal": threading.Lock()}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -288,18 +289,32 @@ class Flood:
 
     def situation(self, visibility: Visibility = "public") -> Situation:
         """The board's situation now; computed again when a reading, a closure or a layer changed, and at
-        least every :data:`RECHECK_MS` (a feature turns stale as time passes)."""
-        now = self.now_ms()
+        least every :data:`RECHECK_MS` (a feature turns stale as time passes).
+
+        One thread of a process computes it at a time; a request that waited for another's computing takes
+        that answer if it began after the request arrived (it holds everything committed by then), so that
+        sensors posting many times a second cost one computing per burst of polls, not one per poll.
+        """
+        asked = time.monotonic()
+        key = self._key()
+        kept = self._kept.get(visibility)
+        if kept is not None and kept[0] == key:
+            return kept[2]
+        with self._computing[visibility]:
+            kept = self._kept.get(visibility)
+            if kept is not None and (kept[0] == key or kept[1] >= asked):
+                return kept[2]
+            began = time.monotonic()
+            key = self._key()  # read before the data: the situation holds at least what this key says
+            found = self._situation(self.now_ms(), visibility)
+            self._kept[visibility] = (key, began, found)
+        return found
+
+    def _key(self) -> tuple:
+        """What the situation depends on: readings and closures, the layers it reads, and the time (staleness)."""
         versions = self.reader.versions()
         layers = (*self.rules.monitored, self.rules.gauges.layer, self.rules.resources.layer)
-        key = (visibility, self.store.readings_mark(), tuple(versions[lid] for lid in layers), now // RECHECK_MS)
-        found = self._kept.get(key)
-        if found is None:
-            found = self._situation(now, visibility)
-            with self._lock:
-                self._kept = {k: v for k, v in self._kept.items() if k[0] != visibility}
-                self._kept[key] = found
-        return found
+        return (self.store.readings_mark(), tuple(versions[lid] for lid in layers), self.now_ms() // RECHECK_MS)
 
     def _situation(self, now: int, visibility: Visibility) -> Situation:
         rules = self.rules

@@ -165,6 +165,7 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writing = threading.RLock()
         try:
             meta = dict(self._conn().execute("SELECT key, value FROM geoapp_meta"))
             present = {row[0] for row in self._conn().execute("SELECT layer_id FROM geoapp_layer_versions")}
@@ -294,20 +295,27 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
+        # the threads of a process queue here for the write lock, woken as soon as it is free; SQLite's busy
+        # handler, which only another process's writer now meets, would have them poll it in sleeps of up to 100 ms
+        if not self._writing.acquire(timeout=self.busy_timeout):
+            raise StoreBusy("the store is busy with another writer; try again in a few seconds", parameter="database")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreBusy(
-                    "the store is busy with another writer; try again in a few seconds", parameter="database"
-                ) from None
-            raise
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise StoreBusy(
+                        "the store is busy with another writer; try again in a few seconds", parameter="database"
+                    ) from None
+                raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._writing.release()
 
     # -- creation -----------------------------------------------------------------------------
 
