@@ -115,6 +115,8 @@ def test_every_local_asset_and_what_it_needs_is_served(client, users):
     public = _every_asset(client, "/") | _every_asset(client, "/features/waterlogging_points/1")
     login(client, "planner")
     editor = _every_asset(client, "/")
+    login(client, "commander")  # the flood board's modules, and uPlot under a monitored feature's archive page
+    editor |= _every_asset(client, "/flood") | _every_asset(client, "/features/waterlogging_points/1")
     for seen in (public, editor):
         assert not [url for url in seen if any(name in url.lower() for name in GONE)]
         assert not [url for url in seen if url.endswith((".woff", ".woff2", ".ttf", ".eot", ".otf"))]  # no icon font

@@ -27,6 +27,7 @@ from markupsafe import escape as _escape
 
 from geoapp.core.layers import GROUPS, Layer, Registry
 from geoapp.core.query import MAX_LIMIT
+from geoapp.flood.rules import Rules
 
 VENDOR = "/static/vendor"
 STATIC = "/static"
@@ -42,6 +43,7 @@ VENDOR_PACKAGES = (
     "leaflet.fullscreen",
     "leaflet.locatecontrol",
     "leaflet.markercluster",
+    "uplot",
 )
 
 BASEMAPS = ("none", "osm", "tianditu", "amap", "xyz:<url template>")
@@ -355,8 +357,13 @@ def feature_map(
     lang: str,
     basemap_: Basemap,
     text: Mapping[str, str],
+    chart: Mapping | None = None,
 ) -> folium.Map:
-    """A small map centred on one feature, for its archive page."""
+    """A small map centred on one feature, for its archive page.
+
+    ``chart`` (staff, on a monitored feature or a rain gauge): the readings series the page draws under the
+    map, ``{"api", "layer", "fid", "kind", "unit", "label", "hours"}``.
+    """
     m = _base(basemap_, center, 16, "360px")
     config = {
         "lang": lang,
@@ -364,8 +371,95 @@ def feature_map(
         "context": _context(registry, context, lang),
         "feature": {"layer": layer_config(layer, lang, False, ("", "")), "geojson": feature_geojson},
         "text": dict(text),
+        "chart": dict(chart) if chart else None,
     }
     _GeoappScript("featuremap", {}, config).add_to(m)
+    return m
+
+
+def flood_config(rules: Rules, lang: str) -> dict:
+    """What the board's script needs of the flood rules, in one language: level, stale and signal colours
+    and labels, which layers may be closed (and how), the age at which a reading is stale."""
+    return {
+        "staleAfterMinutes": rules.stale_after_minutes,
+        "levels": {level.id: {"label": level.label(lang), "color": level.color} for level in rules.levels},
+        "stale": {"label": rules.stale.label(lang), "color": rules.stale.color},
+        "signals": {
+            s.id: {"label": s.label(lang), "color": s.color, "hours": s.hours, "mm": s.mm} for s in rules.signals
+        },
+        "noSignal": {"label": rules.no_signal.label(lang), "color": rules.no_signal.color},
+        "windows": list(rules.gauges.windows_h),
+        "closures": {
+            layer_id: {"action": rule.closure.action, "closed": rule.closure.closed, "open": rule.closure.open}
+            for layer_id, rule in rules.monitored.items()
+            if rule.closure is not None
+        },
+        "monitored": list(rules.monitored),
+        "gauges": rules.gauges.layer,
+        "resources": {
+            "layer": rules.resources.layer,
+            "kindField": rules.resources.kind_field,
+            "stateField": rules.resources.state_field,
+            "available": rules.resources.available,
+            "pumpKinds": list(rules.resources.pump_kinds),
+        },
+    }
+
+
+def flood_map(
+    registry: Registry,
+    context: Mapping[str, dict],
+    rules: Rules,
+    *,
+    lang: str,
+    internal: bool,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    urls: Mapping[str, str],
+    extent: list[float] | None,
+    may_close: bool = False,
+    may_report: bool = False,
+    csrf: str | None = None,
+    poll_ms: int = 5000,
+) -> folium.Map:
+    """The flood commander's board: the monitored features by level, resources and rain gauges, all fetched by
+    the browser (``static/js/pages/flood.js``) from the flood API and redrawn in place as it polls.
+
+    ``may_close`` and ``may_report`` (decided by the server from the caller's roles, never by the script)
+    give popups the close/seal/reopen buttons and the manual depth report; ``csrf`` is sent with them.
+    """
+    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
+    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
+    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
+        m
+    )
+    ids = [*rules.monitored, rules.gauges.layer, rules.resources.layer]
+    shown = [layer for layer in registry if layer.id in ids]
+    groups: dict[str, folium.FeatureGroup] = {}
+    for layer in reversed(shown):  # the layer control lists the top layer first
+        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True)
+        group.add_to(m)
+        groups[layer.id] = group
+    folium.LayerControl(position="topright", collapsed=True).add_to(m)
+    yes_no = (text["yes"], text["no"])
+    writes = may_close or may_report
+    config = {
+        "lang": lang,
+        "api": urls["api"],
+        "featurePage": urls["features"],
+        "gcj02": basemap_.gcj02,
+        "bounds": [minx, miny, maxx, maxy],
+        "context": _context(registry, context, lang),
+        "layers": [layer_config(layer, lang, internal, yes_no) for layer in shown],
+        "rules": flood_config(rules, lang),
+        "mayClose": may_close,
+        "mayReport": may_report,
+        "csrf": csrf if writes else None,
+        "pollMs": poll_ms,
+        "timeZone": "Asia/Shanghai",
+        "text": dict(text),
+    }
+    _GeoappScript("flood", groups, config).add_to(m)
     return m
 
 

@@ -234,6 +234,7 @@ def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status:
         for spec in layer.visible_fields(vis == "internal")
     ]
     point = found.geometry.representative_point()
+    chart = _readings_chart(layer_id, number, lang) if staff() else None
     m = maps.feature_map(
         svc.registry,
         _context(),
@@ -243,6 +244,7 @@ def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status:
         lang=lang,
         basemap_=_basemap(),
         text=ui_text(),
+        chart=chart,
     )
     title = geojson["properties"].get(layer.title_field) or f"#{number}"
     page = render_template(
@@ -260,8 +262,37 @@ def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status:
         status_form=_status_form(layer, geojson["properties"], lang),
         conflict=conflict,
         history=_history(layer, number, lang) if staff() else None,
+        chart=chart is not None,
     )
     return page, status
+
+
+#: the hours of readings an archive page charts
+CHART_HOURS = 24
+
+
+def _readings_chart(layer_id: str, fid: int, lang: str) -> dict | None:
+    """What the archive page's readings chart needs, for a layer that takes readings (else None)."""
+    rules = service().flood_rules
+    kind = rules.kind_of(layer_id) if rules else None
+    if kind is None:
+        return None
+    limit = rules.readings.limit(kind)
+    return {
+        "api": f"{request.script_root}/api",
+        "layer": layer_id,
+        "fid": fid,
+        "kind": kind,
+        "unit": limit.unit,
+        "axis": _("%(quantity)s (%(unit)s)", quantity=limit.label(lang), unit=limit.unit),
+        "hours": CHART_HOURS,
+        "text": {
+            "time": _("Time (Beijing time)"),
+            "empty": _("No readings in the last 24 hours."),
+            "failed": _("The readings could not be loaded."),
+            "downsampled": _("A long series: fewer points are shown than were measured."),
+        },
+    }
 
 
 @dataclass(frozen=True)

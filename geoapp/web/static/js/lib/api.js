@@ -102,6 +102,42 @@ export class Api {
     return this.request(path, { ...options, method: "GET" });
   }
 
+  /**
+   * A conditional GET: send ``etag`` as If-None-Match; resolve to {changed: false, etag} on a 304
+   * (what was drawn still holds) or {changed: true, etag, payload}. Rejects as request() does.
+   */
+  async poll(path, { params, etag, key } = {}) {
+    const headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    let controller = null;
+    if (key) {
+      this.abort(key);
+      controller = new AbortController();
+      this.inFlight.set(key, controller);
+    }
+    const signal = controller ? controller.signal : undefined;
+    try {
+      let response;
+      try {
+        // no-store: the browser's cache must not answer for the server (the page asks with its own ETag)
+        response = await fetch(this.url(path, params), { headers, credentials: "same-origin", cache: "no-store", signal });
+      } catch (err) {
+        if (isAbort(err)) throw err;
+        throw new ApiError(0);
+      }
+      if (response.status === 304) return { changed: false, etag };
+      const payload = await response.json().catch((err) => {
+        if (isAbort(err)) throw err;
+        return null;
+      });
+      if (signal && signal.aborted) throw superseded();
+      if (!response.ok) throw new ApiError(response.status, payload && payload.error);
+      return { changed: true, etag: response.headers.get("ETag"), payload };
+    } finally {
+      if (key && this.inFlight.get(key) === controller) this.inFlight.delete(key);
+    }
+  }
+
   post(path, body, options) {
     return this.request(path, { ...options, method: "POST", body });
   }

@@ -8,13 +8,28 @@ import { el } from "../lib/dom.js";
 import { titleOf } from "../lib/format.js";
 import { featureTarget, replaceAll } from "./cluster.js";
 import { PopupPlacement, popupContent } from "./popup.js";
-import { featureStyle, pointStyle } from "./styles.js";
+import { colourOf, featureStyle, pointStyle } from "./styles.js";
+import { symbolIcon, symbolSize } from "./symbols.js";
 
 const MOVE_SETTLE_MS = 150;
 
 /** A layer's definition as the map uses it: the config's entry with its fields by name. */
 export function layerDef(config) {
   return Object.freeze({ ...config, fields: Object.fromEntries(config.fields.map((f) => [f.name, f])) });
+}
+
+/**
+ * A point: the layer's declared symbol (``style.icon``) in the feature's status colour, or a dot on
+ * the shared canvas for a layer that declares none (dense ones such as manhole covers).
+ */
+export function pointItem(layer, feature, latlng) {
+  if (!layer.style.icon) return L.circleMarker(latlng, pointStyle(layer, feature));
+  const value = layer.styleField ? (feature.properties || {})[layer.styleField] : null;
+  const icon = symbolIcon(layer.style.icon, colourOf(layer, feature), {
+    size: symbolSize(layer),
+    data: { layer: layer.id, fid: feature.id, status: value },
+  });
+  return L.marker(latlng, { icon, keyboard: false });
 }
 
 export class ApiLayer {
@@ -84,7 +99,7 @@ export class ApiLayer {
     const placement = this.page.popups.options(360);
     const geo = L.geoJSON(this.page.shift.geojson(payload), {
       filter: (feature) => feature.id !== this.editingId,
-      pointToLayer: (feature, latlng) => L.circleMarker(latlng, pointStyle(layer, feature)),
+      pointToLayer: (feature, latlng) => pointItem(layer, feature, latlng),
       style: featureStyle(layer),
       onEachFeature: (feature, item) => {
         item.bindPopup(() => this.popupFor(feature), placement);
