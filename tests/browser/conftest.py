@@ -133,3 +133,31 @@ def zh(browser):
 def shots(tmp_path_factory):
     """Screenshots go here (the pytest temp dir), to be looked at."""
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def contexts(browser, request):
+    """New browser contexts (each with its own cookies, Chinese, the test module's ``VIEWPORT`` or a desktop one
+    unless given), closed after the test."""
+    made = []
+    default = getattr(request.module, "VIEWPORT", {"width": 1400, "height": 860})
+
+    def new(viewport=None, **options):
+        context = browser.new_context(locale="zh-CN", viewport=viewport or default, **options)
+        made.append(context)
+        return watch(context)
+
+    yield new
+    for context in made:
+        context.close()
+
+
+def sign_in(watched, base: str, name: str, password: str):
+    """Sign in through the real form in ``watched``'s page; return the page."""
+    page = watched.page
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("form button[type=submit]")
+    page.wait_for_selector(".geoapp-user")
+    return page

@@ -24,7 +24,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from geoapp.config import PROJECT_ROOT
 from geoapp.web import create_app
 from tests.browser.chromium import READY
-from tests.browser.conftest import serve, watch
+from tests.browser.conftest import serve, sign_in
 from tests.conftest import stop_server
 
 PASSWORD = "editing-password-123"
@@ -138,31 +138,6 @@ def editing_site(tmp_path_factory, demo_copy, registry):
     stop_server(proc)
 
 
-@pytest.fixture
-def contexts(browser):
-    """New browser contexts (each with its own cookies), closed after the test."""
-    made = []
-
-    def new(**options):
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 860}, **options)
-        made.append(context)
-        return watch(context)
-
-    yield new
-    for context in made:
-        context.close()
-
-
-def _sign_in(watched, base: str, name: str):
-    page = watched.page
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_selector(".geoapp-user")
-    return page
-
-
 def _open_map(page, base: str, lon: float, lat: float) -> None:
     page.goto(f"{base}/?focus={lon},{lat}")
     page.wait_for_function(READY)
@@ -228,7 +203,7 @@ def test_a_planner_changes_a_status_in_the_popup_and_the_history_shows_it(editin
     before = _feature(base, HOARDINGS, fid)
     assert before["properties"]["status"] != "removed"
     planner = contexts()
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     _open_map(page, base, lon, lat)
     popup = _open_popup(page, lon, lat)
     assert popup.locator("h3").inner_text() == before["properties"]["site"]
@@ -263,7 +238,7 @@ def test_a_stale_popup_gets_the_conflict_message_and_overwrites_nothing(editing_
     first, second = contexts(), contexts()
     popups = []
     for watched, name in ((first, "plan"), (second, "plan2")):
-        page = _sign_in(watched, base, name)
+        page = sign_in(watched, base, name, PASSWORD)
         _open_map(page, base, lon, lat)
         popups.append(_open_popup(page, lon, lat))
     # the first planner saves while the second still has the old version open
@@ -286,7 +261,7 @@ def test_viewers_and_the_public_get_no_edit_controls_nor_the_editing_code(editin
     base, features = editing_site
     fid, lon, lat = features["polygons"][2]
     viewer, public = contexts(), contexts()
-    _sign_in(viewer, base, "view")
+    sign_in(viewer, base, "view", PASSWORD)
     for watched, staff in ((viewer, True), (public, False)):
         page = watched.page
         _open_map(page, base, lon, lat)
@@ -308,7 +283,7 @@ def test_an_editor_sees_geomans_tools_with_chinese_titles_or_english_ones(editin
     base, features = editing_site
     _, lon, lat = features["polygons"][0]
     planner = contexts()
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     _open_map(page, base, lon, lat)
     planner.screenshot(shots, "editing-toolbar-zh")
     toolbar = page.locator(".leaflet-pm-toolbar .button-container")
@@ -344,7 +319,7 @@ def test_a_planner_moves_a_point_with_the_shape_editor(editing_site, contexts, s
     fid, lon, lat = features["stations"][0]
     before = _feature(base, STATIONS, fid)
     planner = contexts()
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     _open_map(page, base, lon, lat)
     popup = _open_popup(page, lon, lat)
     popup.locator("button.geoapp-edit-shape").click()
@@ -382,7 +357,7 @@ def test_a_planner_reshapes_one_part_of_a_multi_part_hoarding_and_corners_snap(e
     west, east, road_point, roads = features["room"]  # two empty places side by side, a road near the western one
     parts = [_square(*west), _square(*east)]
     planner = contexts()
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     token = page.locator("meta[name=csrf-token]").get_attribute("content")
     closed = [[[*ring, ring[0]] for ring in part] for part in parts]
     created = page.request.post(
@@ -446,7 +421,7 @@ def test_a_planner_draws_a_new_hoarding_and_fills_its_form(editing_site, context
     base, features = editing_site
     _, lon, lat = features["polygons"][0]
     planner = contexts()
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     _open_map(page, base, lon, lat)
     count = page.evaluate(f"() => window.geoapp.state.layers.{HOARDINGS}.count")
     page.locator(".geoapp-draw-layer select").select_option(HOARDINGS)

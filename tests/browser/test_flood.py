@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from geoapp.web import create_app
-from tests.browser.conftest import serve, watch
+from tests.browser.conftest import serve, sign_in
 from tests.conftest import stop_server
 
 PASSWORD = "flood-board-password-1"
 USERS = {"cmd": ("commander",), "view": ("viewer",), "plan": ("planner",)}
+#: the commander's laptop
+VIEWPORT = {"width": 1366, "height": 768}
 WAIT = 30_000  # ms: polls come every 5 s; this leaves room for a slow machine
 DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 HOSTILE = "<img src=x onerror=alert(1)> ${alert(1)}"
@@ -83,35 +85,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-@pytest.fixture
-def contexts(browser):
-    made = []
-
-    def new(viewport=None, **options):
-        context = browser.new_context(locale="zh-CN", viewport=viewport or {"width": 1366, "height": 768}, **options)
-        made.append(context)
-        return watch(context)
-
-    yield new
-    for context in made:
-        context.close()
-
-
-def _sign_in(watched, base: str, name: str):
-    page = watched.page
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_selector(".geoapp-user")
-    return page
-
-
 BOARD_READY = "() => window.geoapp && window.geoapp.state && window.geoapp.state.live !== null"
 
 
 def _open_board(watched, base: str, name: str):
-    page = _sign_in(watched, base, name)
+    page = sign_in(watched, base, name, PASSWORD)
     page.goto(f"{base}/flood")
     page.wait_for_function(BOARD_READY, timeout=WAIT)
     page.evaluate("() => { window.__sameDocument = 'kept'; }")  # gone if the page were reloaded
@@ -314,7 +292,7 @@ def test_roles_decide_who_sees_the_board_and_who_gets_the_buttons(board_site, co
     page.goto(f"{base}/flood")
     assert "/login" in page.url and "next=/flood" in page.url.replace("%2F", "/")
 
-    page = _sign_in(planner, base, "plan")
+    page = sign_in(planner, base, "plan", PASSWORD)
     response = page.goto(f"{base}/flood")
     assert response.status == 403
     assert page.locator(".geoapp-nav-flood").count() == 0
@@ -357,7 +335,7 @@ def test_the_archive_page_charts_the_last_readings_for_staff(board_site, context
     for minutes, value in ((50, 4), (40, 9), (30, 14), (20, 18), (10, 22), (0, 26)):
         _reading(base, tokens, POINTS, fid, value, now - dt.timedelta(minutes=minutes))
     watched = contexts(viewport={"width": 1400, "height": 900})
-    page = _sign_in(watched, base, "view")
+    page = sign_in(watched, base, "view", PASSWORD)
     page.goto(f"{base}/features/{POINTS}/{fid}")
     page.wait_for_function("() => window.geoapp && window.geoapp.state && window.geoapp.state.chart", timeout=WAIT)
     assert page.evaluate("() => window.geoapp.state.chart.points") >= 6

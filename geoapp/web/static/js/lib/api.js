@@ -60,11 +60,33 @@ export class Api {
    * message and parameter, or status 0 when it could not be reached), or with an AbortError
    * when a newer request under the same ``key`` replaced this one (see isAbort).
    */
-  async request(path, { method = "GET", params, body, version, key, accept = "application/json" } = {}) {
+  async request(path, options = {}) {
+    const { payload } = await this.exchange(path, options);
+    return payload;
+  }
+
+  get(path, options) {
+    return this.request(path, { ...options, method: "GET" });
+  }
+
+  /**
+   * A conditional GET: send ``etag`` as If-None-Match; resolve to {changed: false, etag} on a 304
+   * (what was drawn still holds) or {changed: true, etag, payload}. Rejects as request() does.
+   */
+  async poll(path, { params, etag, key } = {}) {
+    // no-store: the browser's cache must not answer for the server (the page asks with its own ETag)
+    const answer = await this.exchange(path, { params, key, etag, cache: "no-store" });
+    if (answer.status === 304) return { changed: false, etag };
+    return { changed: true, etag: answer.etag, payload: answer.payload };
+  }
+
+  /** The one place a request is sent: headers, the abort of an older request under ``key``, errors. */
+  async exchange(path, { method = "GET", params, body, version, key, etag, cache, accept = "application/json" } = {}) {
     const headers = { Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && this.csrf) headers["X-CSRFToken"] = this.csrf;
     if (version !== undefined && version !== null) headers["If-Match"] = `"${version}"`;
+    if (etag) headers["If-None-Match"] = etag;
     let controller = null;
     if (key) {
       this.abort(key);
@@ -80,59 +102,21 @@ export class Api {
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           credentials: "same-origin",
+          cache,
           signal,
         });
       } catch (err) {
         if (isAbort(err)) throw err;
         throw new ApiError(0);
       }
+      if (response.status === 304) return { status: 304, etag, payload: null };
       const payload = await response.json().catch((err) => {
         if (isAbort(err)) throw err;
         return null; // not JSON: the status says what happened
       });
       if (signal && signal.aborted) throw superseded();
       if (!response.ok) throw new ApiError(response.status, payload && payload.error);
-      return payload;
-    } finally {
-      if (key && this.inFlight.get(key) === controller) this.inFlight.delete(key);
-    }
-  }
-
-  get(path, options) {
-    return this.request(path, { ...options, method: "GET" });
-  }
-
-  /**
-   * A conditional GET: send ``etag`` as If-None-Match; resolve to {changed: false, etag} on a 304
-   * (what was drawn still holds) or {changed: true, etag, payload}. Rejects as request() does.
-   */
-  async poll(path, { params, etag, key } = {}) {
-    const headers = { Accept: "application/json" };
-    if (etag) headers["If-None-Match"] = etag;
-    let controller = null;
-    if (key) {
-      this.abort(key);
-      controller = new AbortController();
-      this.inFlight.set(key, controller);
-    }
-    const signal = controller ? controller.signal : undefined;
-    try {
-      let response;
-      try {
-        // no-store: the browser's cache must not answer for the server (the page asks with its own ETag)
-        response = await fetch(this.url(path, params), { headers, credentials: "same-origin", cache: "no-store", signal });
-      } catch (err) {
-        if (isAbort(err)) throw err;
-        throw new ApiError(0);
-      }
-      if (response.status === 304) return { changed: false, etag };
-      const payload = await response.json().catch((err) => {
-        if (isAbort(err)) throw err;
-        return null;
-      });
-      if (signal && signal.aborted) throw superseded();
-      if (!response.ok) throw new ApiError(response.status, payload && payload.error);
-      return { changed: true, etag: response.headers.get("ETag"), payload };
+      return { status: response.status, etag: response.headers.get("ETag"), payload };
     } finally {
       if (key && this.inFlight.get(key) === controller) this.inFlight.delete(key);
     }

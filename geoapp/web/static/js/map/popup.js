@@ -15,15 +15,7 @@ export function popupContent(layer, feature, { text, lang, featurePage }, extra)
     rows.push(el("tr", {}, [el("th", { text: text.distance }), el("td", { text: `${props.distance_m} m` })]));
   }
   // a published page (static files) has no archive pages: featurePage is null there
-  const link = featurePage
-    ? [
-        el("a", {
-          href: `${featurePage}${encodeURIComponent(layer.id)}/${encodeURIComponent(feature.id)}`,
-          class: "geoapp-archive-link",
-          text: text.archive,
-        }),
-      ]
-    : [];
+  const link = featurePage ? [archiveLink(featurePage, layer.id, feature.id, text.archive)] : [];
   return el("div", { class: "geoapp-popup" }, [
     el("div", { class: "geoapp-popup-layer", text: layer.title }),
     el("h3", { text: titleOf(layer, feature) }),
@@ -31,6 +23,15 @@ export function popupContent(layer, feature, { text, lang, featurePage }, extra)
     ...link,
     ...(extra || []),
   ]);
+}
+
+/** The link to a feature's archive page (``featurePage``: the pages' root, "/features/"). */
+export function archiveLink(featurePage, layerId, fid, label) {
+  return el("a", {
+    href: `${featurePage}${encodeURIComponent(layerId)}/${encodeURIComponent(fid)}`,
+    class: "geoapp-archive-link",
+    text: label,
+  });
 }
 
 // as static/onemap.css: below this width the top-right controls sit over more of the map
