@@ -543,3 +543,12 @@ def test_a_store_made_before_the_flood_parts_is_upgraded_in_place_keeping_its_fe
     finally:
         store.close()
     assert upgrade_store(registry, location)  # again: changes nothing
+
+
+def test_nearest_from_far_outside_the_district_is_refused(client, commander):
+    # distances are measured in the district's projected CRS: from the other side of the world they would be wrong
+    for lon, lat in ((0, 0), (116.4, 39.9), (113.3, 34.4)):
+        response = client.get("/api/flood/nearest", query_string={"lon": lon, "lat": lat}, headers=commander)
+        assert response.status_code == 400 and response.json["error"]["parameter"] == "lon", (lon, lat)
+    near = client.get("/api/flood/nearest", query_string={"lon": 113.40, "lat": 33.80}, headers=commander)
+    assert near.status_code == 200 and near.json["resources"]  # just outside the boundary: a boundary road

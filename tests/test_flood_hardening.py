@@ -392,12 +392,14 @@ def test_scenario_refuses_what_is_not_a_number(client, commander):
         _refused(client.get(SCENARIO, query_string=params, headers=commander), 400, parameter)
 
 
+def test_nearest_from_the_ends_of_the_world_is_a_400_not_a_500(client, commander):
+    for params in ({"lon": 180, "lat": 90}, {"lon": -180, "lat": -90}, {"lon": 180, "lat": 0}):
+        _refused(client.get(NEAREST, query_string=params, headers=commander), 400, "lon")
+
+
 @pytest.mark.parametrize(
     "params",
     [
-        {"lon": 180, "lat": 90},
-        {"lon": -180, "lat": -90},
-        {"lon": 180, "lat": 0},
         {"lon": 113.3, "lat": 33.7, "k": 20},
         {"lon": 113.3, "lat": 33.7, "k": 20, "kind": "squad"},
         {"layer": "underground_spaces", "feature_id": 1, "k": 20},  # a polygon

@@ -39,6 +39,9 @@ CLOSURE_ROLES = ("commander",)
 #: the situation is computed again at least this often when nothing changed (a feature turns stale with time)
 RECHECK_MS = 10_000
 HOUR_MS = 3_600_000
+#: the district's layer, and how far beyond its extent (degrees, about 50 km) a nearest-resource search may start
+DISTRICT_LAYER = "district_boundary"
+NEAR_DISTRICT_DEG = 0.5
 _REASON = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{1,500}")
 
 
@@ -260,7 +263,22 @@ class Flood:
         k = limit.default if k is None else k
         if not 1 <= k <= limit.max:
             raise InvalidParameter(f"k must be a whole number from 1 to {limit.max}", parameter="k")
+        self._check_near_district(lon, lat)
         return self._nearest(lon, lat, (kind,) if kind else None, k, visibility)
+
+    def _check_near_district(self, lon: float, lat: float) -> None:
+        """Refuse a point far from the district: distances are measured in its projected CRS, true only near it."""
+        extent = next((s.extent for lid, s in self.reader.summary().items() if lid == DISTRICT_LAYER), None)
+        if not extent:
+            return
+        minx, miny, maxx, maxy = extent
+        pad = NEAR_DISTRICT_DEG
+        if not (minx - pad <= lon <= maxx + pad and miny - pad <= lat <= maxy + pad):
+            raise InvalidParameter(
+                f"lon/lat {lon:g},{lat:g} lies far outside the district ({minx:.3f},{miny:.3f} to {maxx:.3f},"
+                f"{maxy:.3f}); the nearest resources are searched from points in or near it",
+                parameter="lon",
+            )
 
     def _nearest(self, lon, lat, kinds, k, visibility) -> list[dict[str, Any]]:
         res = self.rules.resources
