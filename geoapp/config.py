@@ -105,6 +105,11 @@ SETTINGS = (
         "Sender of the public CAP 1.2 warnings (/flood/warnings.atom): a DNS name or an address at one, which "
         "also names the feed's tag URIs; set it to the bureau's own once, and keep it.",
     ),
+    Setting(
+        "GEOAPP_BOARD_REFRESH_S",
+        "5",
+        "Seconds between the flood board's requests for live data (at least 1; an unchanged situation is a 304).",
+    ),
 )
 
 

@@ -138,6 +138,7 @@ def test_malformed_json_and_a_body_that_is_not_json_are_refused(client, sensor, 
     assert _stored(database) == 0
 
 
+@pytest.mark.backends("gpkg")  # roles are checked before the store is asked: one backend says it
 @pytest.mark.parametrize(
     "role, status", [("anonymous", 401), ("viewer", 403), ("planner", 403), ("sensor", 201), ("commander", 201)]
 )
@@ -279,6 +280,7 @@ def test_live_data_answers_304_until_something_changes(client, sensor, commander
     assert _feature(changed.json, "waterlogging_points", 2)["depth_cm"] == 30
 
 
+@pytest.mark.backends("gpkg")  # roles are checked before the store is asked: one backend says it
 @pytest.mark.parametrize("role, status", [("anonymous", 401), ("planner", 403), ("sensor", 403), ("viewer", 200)])
 def test_the_board_data_is_for_the_board_roles(app, client, role, status):
     headers = {} if role == "anonymous" else _token(app, role)
@@ -330,6 +332,7 @@ def _check_scenario(client, commander, app, rate, hours):
     assert len(answer["features"]) == sum(app.extensions["geoapp"].reader.count(lid) for lid in rules.monitored)
 
 
+@pytest.mark.backends("gpkg")  # the scenario reads the layers' thresholds only, through the reader both share
 def test_each_waterlogging_point_ponds_at_its_own_rain_rate(client, commander):
     rates = {
         f["id"]: f["properties"]["ponding_rain_mmh"]
@@ -361,6 +364,7 @@ def test_gauge_totals_and_signals_follow_the_readings(client, sensor, app, comma
     assert live["signal"] == {"id": "red", "gauge": 1}  # the district's signal is its most severe gauge's
 
 
+@pytest.mark.backends("gpkg")  # the scenario reads the layers' thresholds only, through the reader both share
 def test_the_scenario_refuses_rain_it_cannot_model(client, commander):
     for params, parameter in (
         ({"rain_mm_h": -1}, "rain_mm_h"),
@@ -377,6 +381,7 @@ def test_the_scenario_refuses_rain_it_cannot_model(client, commander):
 # -- nearest resources ----------------------------------------------------------------------------
 
 
+@pytest.mark.backends("gpkg")  # the reader answers nearest alike over either store (tests/test_spatial.py)
 def test_nearest_resources_are_available_ones_and_their_distances_agree_with_the_geodesic(client, commander):
     every = client.get("/api/layers/emergency_resources/features", query_string={"limit": 1000}).json["features"]
     lon, lat = 113.2950, 33.7290
@@ -394,6 +399,7 @@ def test_nearest_resources_are_available_ones_and_their_distances_agree_with_the
             assert "contact_phone" in resource  # staff see whom to call
 
 
+@pytest.mark.backends("gpkg")  # the reader answers nearest alike over either store (tests/test_spatial.py)
 def test_nearest_from_a_feature_and_contacts_only_for_staff(app, client, commander):
     from_feature = client.get(
         "/api/flood/nearest", query_string={"layer": "underpass_culverts", "feature_id": 2, "k": 2}, headers=commander
@@ -460,6 +466,7 @@ def test_sealing_an_underground_space_and_what_cannot_be_closed(client, commande
         assert (response.status_code, response.json["error"]["parameter"]) == (status, parameter), body
 
 
+@pytest.mark.backends("gpkg")  # roles are checked before the store is asked: one backend says it
 @pytest.mark.parametrize("role, status", [("anonymous", 401), ("viewer", 403), ("planner", 403), ("sensor", 403)])
 def test_a_closure_without_the_commander_role_is_refused_and_changes_nothing(
     app, client, commander, database, role, status
@@ -545,6 +552,7 @@ def test_a_store_made_before_the_flood_parts_is_upgraded_in_place_keeping_its_fe
     assert upgrade_store(registry, location)  # again: changes nothing
 
 
+@pytest.mark.backends("gpkg")  # the reader answers nearest alike over either store (tests/test_spatial.py)
 def test_nearest_from_far_outside_the_district_is_refused(client, commander):
     # distances are measured in the district's projected CRS: from the other side of the world they would be wrong
     for lon, lat in ((0, 0), (116.4, 39.9), (113.3, 34.4)):

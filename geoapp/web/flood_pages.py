@@ -7,10 +7,11 @@ and handed to the script in its config; the API checks it again on every request
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, current_app, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 
+from geoapp import config
 from geoapp.core import permissions
 from geoapp.errors import Forbidden, Unauthorized
 from geoapp.flood.service import BOARD_ROLES, CLOSURE_ROLES, READING_ROLES
@@ -21,9 +22,6 @@ from geoapp.web.pages import _basemap, _context, ui_text
 from geoapp.web.security import nonce
 
 bp = Blueprint("flood_pages", __name__)
-
-#: how often the board asks for the live data (a 304 when nothing changed)
-POLL_MS = 5000
 
 
 def flood_text() -> dict[str, str]:
@@ -115,7 +113,8 @@ def board():
         may_close=may_close,
         may_report=may_report,
         csrf=generate_csrf() if (may_close or may_report) else None,
-        poll_ms=POLL_MS,
+        # how often the board asks for the live data (a 304 when nothing changed)
+        poll_ms=round(1000 * config.number(current_app.config, "GEOAPP_BOARD_REFRESH_S", minimum=1)),
     )
     return render_template(
         "flood.html",

@@ -52,7 +52,8 @@ def board_site(demo_copy, tmp_path_factory):
         "commander": _cli(demo_copy, "token", "add", "duty-script", "--role", "commander").splitlines()[0].strip(),
     }
     root = tmp_path_factory.mktemp("flood")
-    proc, base = serve(demo_copy, root / "gunicorn.log", GEOAPP_BASEMAP="none")
+    # the board asks every second here (5 s by default): the tests wait for what a refresh shows, not for a time
+    proc, base = serve(demo_copy, root / "gunicorn.log", GEOAPP_BASEMAP="none", GEOAPP_BOARD_REFRESH_S="1")
     yield base, tokens
     stop_server(proc)
 
