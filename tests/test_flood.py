@@ -560,3 +560,29 @@ def test_nearest_from_far_outside_the_district_is_refused(client, commander):
         assert response.status_code == 400 and response.json["error"]["parameter"] == "lon", (lon, lat)
     near = client.get("/api/flood/nearest", query_string={"lon": 113.40, "lat": 33.80}, headers=commander)
     assert near.status_code == 200 and near.json["resources"]  # just outside the boundary: a boundary road
+
+
+def test_a_bad_rule_stops_the_app_naming_the_file_and_the_rule(tmp_path):
+    import shutil
+
+    from geoapp.config import PROJECT_ROOT
+    from geoapp.core.layers import LayerError, Registry
+    from geoapp.flood import rules
+
+    layers = tmp_path / "layers"
+    shutil.copytree(PROJECT_ROOT / "layers", layers)
+    registry = Registry.load(layers)
+    text = (layers / "flood" / "rules.yaml").read_text(encoding="utf-8")
+    for broken, says in (
+        (text.replace("field: closure_depth_cm", "field: closure_depth"), "'closure_depth' is not a field"),
+        (text.replace("stale_after_minutes: 30", "stale_after_minutes: -5"), "stale_after_minutes"),
+        (text.replace("recommend_at: danger", "recommend_at: soon"), "recommend_at"),
+        ("- just a list\n", "must be a mapping"),
+    ):
+        (layers / "flood" / "rules.yaml").write_text(broken, encoding="utf-8")
+        with pytest.raises(LayerError, match=r"flood/rules\.yaml") as refused:
+            rules.load(layers, registry)
+        assert says in str(refused.value), str(refused.value)
+    (layers / "flood" / "rules.yaml").unlink()
+    with pytest.raises(LayerError, match="the flood rules file is missing"):
+        rules.load(layers, registry)

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,6 +33,9 @@ LANGUAGES = ("zh", "en")
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in SQLite, in doubles and in the browser
 #: characters no text field takes: C0 controls but tab and line breaks, and DEL
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class LayerError(ValueError):
@@ -299,18 +302,26 @@ class Registry:
         return self._layers[layer_id]
 
 
-def load_layer(path: Path) -> Layer:
-    """Read one layer file; the file's name must be the layer's id."""
+def read_model(path: Path, model: type[M], what: str) -> M:
+    """A YAML file of ``layers/`` validated as ``model``, or a :class:`LayerError` naming the file and the field
+    (``what`` names the file's kind in the message: "a layer definition")."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayerError(f"{path}: {what} is missing") from None
     except yaml.YAMLError as exc:
         raise LayerError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise LayerError(f"{path}: a layer definition must be a mapping")
+        raise LayerError(f"{path}: {what} must be a mapping")
     try:
-        layer = Layer.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise LayerError(f"{path}: {_describe(exc, raw)}") from None
+
+
+def load_layer(path: Path) -> Layer:
+    """Read one layer file; the file's name must be the layer's id."""
+    layer = read_model(path, Layer, "a layer definition")
     if path.stem != layer.id:
         raise LayerError(f"{path}: id: {layer.id!r} must match the file name {path.stem!r}")
     return layer

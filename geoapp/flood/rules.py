@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from geoapp.core.layers import Label, Layer, LayerError, Registry, _describe
+from geoapp.core.layers import Label, Layer, LayerError, Registry, read_model
 
 RULES_FILE = Path("flood") / "rules.yaml"
 LEVELS = ("normal", "attention", "warning", "danger")
@@ -167,18 +166,7 @@ class Rules(_Model):
 def load(directory: str | Path, registry: Registry) -> Rules:
     """Read and check ``<layers>/flood/rules.yaml`` against the registry; raise :class:`LayerError` naming the rule."""
     path = Path(directory) / RULES_FILE
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerError(f"{path}: the flood rules are missing") from None
-    except yaml.YAMLError as exc:
-        raise LayerError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise LayerError(f"{path}: the flood rules must be a mapping")
-    try:
-        rules = Rules.model_validate(raw)
-    except ValidationError as exc:
-        raise LayerError(f"{path}: {_describe(exc, raw)}") from None
+    rules = read_model(path, Rules, "the flood rules file")
     problems = list(_check(rules, registry))
     if problems:
         raise LayerError(f"{path}: {'; '.join(problems)}")
