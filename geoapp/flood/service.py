@@ -268,7 +268,8 @@ class Flood:
 
     def _check_near_district(self, lon: float, lat: float) -> None:
         """Refuse a point far from the district: distances are measured in its projected CRS, true only near it."""
-        extent = next((s.extent for lid, s in self.reader.summary().items() if lid == DISTRICT_LAYER), None)
+        district = self.reader.summary().get(DISTRICT_LAYER)
+        extent = district.extent if district else None
         if not extent:
             return
         minx, miny, maxx, maxy = extent
@@ -493,40 +494,12 @@ class Flood:
                 )
             )
         for w in s.features:
-            c = w.closure
-            if c is not None:
-                out.append(
-                    Warning(
-                        f"closure-{c.id}",
-                        "closure",
-                        c.action,
-                        _ms(c.closed_at),
-                        w.layer,
-                        w.fid,
-                        w.name,
-                        w.lon,
-                        w.lat,
-                        w.depth_cm,
-                    )
-                )
+            if w.closure is not None:
+                out.append(_about(w, f"closure-{w.closure.id}", "closure", w.closure.action, _ms(w.closure.closed_at)))
         for w in s.features:
             if w.level in ("warning", "danger"):
-                out.append(
-                    Warning(
-                        f"level-{w.layer}-{w.fid}-{w.level}",
-                        "level",
-                        w.level,
-                        w.observed_ms,
-                        w.layer,
-                        w.fid,
-                        w.name,
-                        w.lon,
-                        w.lat,
-                        w.depth_cm,
-                        w.thresholds[w.level],
-                        w.recommend,
-                    )
-                )
+                key = f"level-{w.layer}-{w.fid}-{w.level}"
+                out.append(_about(w, key, "level", w.level, w.observed_ms, w.thresholds[w.level], w.recommend))
         return out
 
     def _name_of(self, layer_id: str, fid: int) -> str:
@@ -572,6 +545,11 @@ class Flood:
             "signal": levels.signal_of(totals, rules),
             "features": features,
         }
+
+
+def _about(w: Watched, key: str, kind: str, level: str, since_ms: int, *more) -> Warning:
+    """A warning about a monitored feature: where it is, what it is called and how deep the water is."""
+    return Warning(key, kind, level, since_ms, w.layer, w.fid, w.name, w.lon, w.lat, w.depth_cm, *more)
 
 
 def _trend(depth: float, observed: int, reference: tuple[float, int] | None) -> float | None:
