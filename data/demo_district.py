@@ -57,12 +57,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "grid_cells": ("code", "community", "squad"),
     "manhole_covers": ("code", "kind", "road", "defect", "status", "fixed_on"),
     "heating_stations": ("name", "community", "supply_type", "converted_to_direct", "status", "operator_phone"),
-    "backstreet_repairs": ("road_name", "repaired_area_m2", "agency", "status", "completed_on"),
+    "backstreet_repairs": ("road_name", "repaired_area_m2", "agency", "status", "due_on", "completed_on"),
     "construction_hoardings": (
         "site",
         "agency",
         "district",
         "status",
+        "due_on",
         "removed_on",
         "treatment",
         "contractor",
@@ -213,7 +214,7 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
     each layer draws from its own child generator, so changing one layer leaves the others alone.
     """
     steps = ("boundary", "roads", "regions", "culverts", "waterlogging", "lanes", "heating", "underground", "hoardings")
-    steps += ("manholes", "resources", "gauges")
+    steps += ("manholes", "resources", "gauges", "due")
     rng = dict(zip(steps, np.random.default_rng(seed).spawn(len(steps)), strict=True))
 
     boundary = _boundary(rng["boundary"])
@@ -245,6 +246,7 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
         ),
         "rain_gauges": _rain_gauges(rng["gauges"], land, regions, buildings),
     }
+    _due_dates(rng["due"], layers["construction_hoardings"][0], layers["backstreet_repairs"][0])
     origin = _origin()
     return {layer_id: _frame(layer_id, records, geoms, origin) for layer_id, (records, geoms) in layers.items()}
 
@@ -644,6 +646,21 @@ def _hoardings(
         geoms.append(geom)
         records.append(_hoarding_record(rng, site, status, agency, district))
     return records, geoms
+
+
+def _due_dates(rng: np.random.Generator, hoardings: list[dict], backstreets: list[dict]) -> None:
+    """Give the campaign's sites their target dates (整治期限), drawn last so that every other value stays as it was.
+
+    The campaign's sites were due by the end of October or of December 2023; a site still under
+    construction has no date (it is removed when the building works end). The back streets were due by
+    31 October 2023. Sites not done by then are overdue on the progress page.
+    """
+    for record in hoardings:
+        record["due_on"] = (
+            None if record["status"] == "under_construction" else str(rng.choice(["2023-10-31", "2023-12-31"]))
+        )
+    for record in backstreets:
+        record["due_on"] = "2023-10-31"
 
 
 def _hoarding_shape(rng: np.random.Generator, line: LineString) -> BaseGeometry | None:

@@ -299,7 +299,9 @@ def _nearest(points: gpd.GeoDataFrame, to: gpd.GeoDataFrame) -> tuple[np.ndarray
 
 
 def test_older_layers_unchanged_by_the_flood_resources(district):
-    assert {layer_id: _attributes_digest(district[layer_id]) for layer_id in OLDER_LAYERS} == OLDER_LAYERS
+    # the target dates (due_on) came later, from a generator of their own: every older column is as it was
+    older = {layer_id: district[layer_id].drop(columns=["due_on"], errors="ignore") for layer_id in OLDER_LAYERS}
+    assert {layer_id: _attributes_digest(gdf) for layer_id, gdf in older.items()} == OLDER_LAYERS
 
 
 @pytest.mark.parametrize("generator", ["_emergency_resources", "_rain_gauges"])

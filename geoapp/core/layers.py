@@ -74,6 +74,8 @@ class FieldDef(_Model):
     unit: str | None = None
     computed: Literal["length", "area"] | None = None
     max_length: int = Field(default=2000, ge=1)  # text fields: a note, not a document
+    #: what ``pattern`` allows, in the user's words (a validation message never shows the regex)
+    hint: Label | None = None
 
     @field_validator("name")
     @classmethod
@@ -104,6 +106,8 @@ class FieldDef(_Model):
             raise ValueError("a computed field must have type number")
         if self.computed and self.required:
             raise ValueError("a computed field cannot be required: it is filled from the geometry")
+        if self.pattern is not None and self.hint is None:
+            raise ValueError("a field with a pattern needs a hint: what the pattern allows, in both languages")
         if self.default is not None:
             self.coerce(self.default)
         return self
@@ -191,6 +195,62 @@ class Style(_Model):
     by: str | None = None  # the field whose value colours decide a feature's colour
 
 
+def _values(value: Any) -> Any:
+    """A rule's condition names one value or a list of them: ``status: removed`` or ``status: [a, b]``."""
+    if isinstance(value, dict):
+        return {k: (v if isinstance(v, list | tuple) else [v]) for k, v in value.items()}
+    return value
+
+
+class Rule(_Model):
+    """A rule of the bureau between a layer's fields, checked on every change (``geoapp.core.validate``).
+
+    When a feature's fields hold the values in ``when`` (each field one of its listed values), the
+    ``require`` fields must be filled and the ``clear`` fields are emptied: a hoarding set to 已整治
+    needs its date and treatment; set back to 整治中, it loses them.
+    """
+
+    when: dict[str, tuple[str, ...]] = Field(min_length=1)
+    require: tuple[str, ...] = ()
+    clear: tuple[str, ...] = ()
+    #: fields deliberately left as they are (said on the form, so that keeping them is a decision, not an omission)
+    keep: tuple[str, ...] = ()
+    #: why, in the user's words (shown with the message that names the missing field)
+    note: Label | None = None
+
+    _as_lists = field_validator("when", mode="before")(classmethod(lambda cls, v: _values(v)))
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Rule:
+        if not self.require and not self.clear:
+            raise ValueError("a rule needs require or clear (the fields it fills or empties)")
+        both = set(self.require) & set(self.clear) | set(self.keep) & (set(self.require) | set(self.clear))
+        if both:
+            raise ValueError(f"a field is named twice among require, clear and keep: {', '.join(sorted(both))}")
+        return self
+
+
+class Progress(_Model):
+    """How ``/progress`` and the ledger follow a campaign on this layer (hoarding removal, repairs)."""
+
+    #: values of the status field that count as done
+    done: tuple[str, ...] = Field(min_length=1)
+    #: the date a feature was done (the months chart counts these)
+    date_field: str | None = None
+    #: the target date: a feature not done once it has passed is overdue
+    due_field: str | None = None
+    #: fields the table filters by (each has allowed values)
+    filters: tuple[str, ...] = ()
+    #: the table's columns (the popup fields if none are given)
+    columns: tuple[str, ...] = ()
+
+
+class Photos(_Model):
+    """Before/after photos (整治前后照片) attached to this layer's features: who may see them."""
+
+    visibility: Literal["public", "internal"] = "internal"
+
+
 class Layer(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     title: Label
@@ -206,6 +266,12 @@ class Layer(_Model):
     note: Label | None = None
     #: roles that may change the layer's features (admin always may)
     editors: tuple[Literal["viewer", "planner", "commander", "sensor", "admin"], ...] = ()
+    #: the bureau's rules between fields, checked on every change
+    rules: tuple[Rule, ...] = ()
+    #: the campaign the progress page and the ledger follow on this layer
+    progress: Progress | None = None
+    #: before/after photos, and whether the public sees them
+    photos: Photos | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Layer:
@@ -240,7 +306,49 @@ class Layer(_Model):
                 raise ValueError(f"field {f.name!r}: an area needs polygon geometry")
             if f.computed == "length" and "Point" in self.geometry:
                 raise ValueError(f"field {f.name!r}: a length needs line or polygon geometry")
+        for i, rule in enumerate(self.rules):
+            self._check_rule(f"rules.{i}", rule, names)
+        if self.progress is not None:
+            self._check_progress(names)
         return self
+
+    def _check_rule(self, where: str, rule: Rule, names: list[str]) -> None:
+        for name, values in rule.when.items():
+            if name not in names:
+                raise ValueError(f"{where}.when: {name!r} is not a declared field (declared: {', '.join(names)})")
+            spec = self.field(name)
+            for value in values:
+                try:
+                    spec.coerce(value)
+                except ValueError as exc:
+                    raise ValueError(f"{where}.when.{name}: {value!r} {exc}") from None
+        for key in ("require", "clear", "keep"):
+            for name in getattr(rule, key):
+                if name not in names:
+                    raise ValueError(f"{where}.{key}: {name!r} is not a declared field (declared: {', '.join(names)})")
+                if self.field(name).computed:
+                    raise ValueError(f"{where}.{key}: {name!r} is computed from the geometry")
+                if key == "clear" and self.field(name).required:
+                    raise ValueError(f"{where}.clear: {name!r} is required and cannot be emptied")
+
+    def _check_progress(self, names: list[str]) -> None:
+        progress = self.progress
+        if self.status_field is None:
+            raise ValueError("progress needs a status_field (the campaign counts its values)")
+        status = self.field(self.status_field)
+        for value in progress.done:
+            if value not in (status.allowed or ()):
+                raise ValueError(f"progress.done: {value!r} is not a value of {self.status_field}")
+        for key in ("date_field", "due_field"):
+            name = getattr(progress, key)
+            if name is not None and (name not in names or self.field(name).type != "date"):
+                raise ValueError(f"progress.{key}: {name!r} must name a declared date field")
+        for name in progress.filters:
+            if name not in names or self.field(name).values is None:
+                raise ValueError(f"progress.filters: {name!r} must name a declared field with allowed values")
+        for name in progress.columns:
+            if name not in names:
+                raise ValueError(f"progress.columns: {name!r} is not a declared field (declared: {', '.join(names)})")
 
     def field(self, name: str) -> FieldDef:
         for f in self.fields:

@@ -335,6 +335,7 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
         finally:
             conn.close()
         added = [layer for layer in registry if layer.id not in present]
+        columns = _add_columns(path, [layer for layer in registry if layer.id in present])
         if added:
             _, frames = prepared_frames(registry, {}, crs)
             for layer in added:
@@ -348,8 +349,9 @@ class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
             finally:
                 conn.close()
         cls(registry, str(path)).close()
-        note = f"added layers {', '.join(layer.id for layer in added)}" if added else "up to date"
-        return f"{path}: {note}"
+        notes = [f"added layers {', '.join(layer.id for layer in added)}"] if added else []
+        notes += [f"added fields {', '.join(columns)}"] if columns else []
+        return f"{path}: {'; '.join(notes) or 'up to date'}"
 
     @classmethod
     def create(
@@ -434,6 +436,33 @@ def _write_layer(path: Path, layer, frame: gpd.GeoDataFrame) -> None:
         promote_to_multi=False,
         layer_options={"IDENTIFIER": layer.title.zh, "DESCRIPTION": layer.title.en},
     )
+
+
+#: the column type of each field type, as GDAL writes them into a GeoPackage
+_COLUMN_TYPES = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN", "date": "DATE"}
+
+
+def _add_columns(path: Path, layers: list) -> list[str]:
+    """Add a column for each field declared since the store was made (empty in every feature); return them
+    as ``layer.field``. One transaction: all of them or none."""
+    conn = _connect(path)
+    added = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for layer in layers:
+            table = quote(layer.id)
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for spec in layer.fields:
+                if spec.name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(spec.name)} {_COLUMN_TYPES[spec.type]}")
+                    added.append(f"{layer.id}.{spec.name}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return added
 
 
 def _install_schema(conn: sqlite3.Connection, registry: Registry, *, triggers: bool = True) -> None:
