@@ -106,6 +106,11 @@ SETTINGS = (
         "also names the feed's tag URIs; set it to the bureau's own once, and keep it.",
     ),
     Setting(
+        "GEOAPP_TIMEZONE",
+        "Asia/Shanghai",
+        "The district's time zone (an IANA name): pages, ledgers and reports show times in it; the store keeps UTC.",
+    ),
+    Setting(
         "GEOAPP_BOARD_REFRESH_S",
         "5",
         "Seconds between the flood board's requests for live data (at least 1; an unchanged situation is a 304).",

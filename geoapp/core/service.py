@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from zoneinfo import ZoneInfo
 
 from geoapp.core.editing import Editing
 from geoapp.core.layers import Registry
@@ -32,6 +33,7 @@ class Service:
         pool_size: int | None = None,
         flood_rules: Rules | None = None,
         clock=time.time,
+        timezone: ZoneInfo | None = None,
     ):
         self.registry = registry
         #: a database store answers layers of more features than this in SQL (see ``GEOAPP_SQL_ABOVE``)
@@ -49,6 +51,8 @@ class Service:
         self.flood_rules = flood_rules
         #: what the flood board takes as now (tests move it instead of sleeping)
         self.clock = clock
+        #: the district's time zone: times are shown in it (and "today" is its date), stored in UTC
+        self.timezone = timezone or ZoneInfo("Asia/Shanghai")
         self._lock = threading.Lock()
 
     def _open(self, store: Store) -> None:

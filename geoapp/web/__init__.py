@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 from flask_compress import Compress
@@ -42,6 +43,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     figures = stats.load_figures(app.config["GEOAPP_LAYERS"], registry)
     rules = flood_rules.load(app.config["GEOAPP_LAYERS"], registry)
+    try:
+        timezone = ZoneInfo(str(app.config["GEOAPP_TIMEZONE"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"GEOAPP_TIMEZONE must be an IANA time zone such as Asia/Shanghai, not {app.config['GEOAPP_TIMEZONE']!r}",
+            parameter="GEOAPP_TIMEZONE",
+        ) from None
     app.extensions["geoapp"] = Service(
         registry,
         app.config["GEOAPP_DATABASE"],
@@ -51,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         pool_size=int(config.number(app.config, "GEOAPP_POOL_SIZE", minimum=1, integer=True)),
         flood_rules=rules,
         clock=app.config.get("CLOCK") or time.time,
+        timezone=timezone,
     )
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
@@ -66,7 +75,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app, basemap.origins)
 
-    from geoapp.web import api, auth, cli, feeds, flood_api, flood_pages, pages, tiles
+    from geoapp.web import (
+        api,
+        auth,
+        cli,
+        feeds,
+        flood_api,
+        flood_pages,
+        pages,
+        photos,
+        progress,
+        progress_api,
+        public,
+        reports,
+        tiles,
+    )
 
     auth.init_app(app)
     app.register_blueprint(api.bp)
@@ -74,6 +97,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(flood_api.bp)
     app.register_blueprint(flood_pages.bp)
     app.register_blueprint(feeds.bp)
+    app.register_blueprint(progress.bp)
+    app.register_blueprint(progress_api.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(photos.bp)
     tiles.init_app(app)
     cli.init_app(app)
     return app

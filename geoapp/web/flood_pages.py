@@ -115,6 +115,7 @@ def board():
         csrf=generate_csrf() if (may_close or may_report) else None,
         # how often the board asks for the live data (a 304 when nothing changed)
         poll_ms=round(1000 * config.number(current_app.config, "GEOAPP_BOARD_REFRESH_S", minimum=1)),
+        time_zone=svc.timezone.key,
     )
     return render_template(
         "flood.html",

@@ -421,6 +421,7 @@ def flood_map(
     may_report: bool = False,
     csrf: str | None = None,
     poll_ms: int = 5000,
+    time_zone: str = "Asia/Shanghai",
 ) -> folium.Map:
     """The flood commander's board: the monitored features by level, resources and rain gauges, all fetched by
     the browser (``static/js/pages/flood.js``) from the flood API and redrawn in place as it polls.
@@ -456,7 +457,7 @@ def flood_map(
         "mayReport": may_report,
         "csrf": csrf if writes else None,
         "pollMs": poll_ms,
-        "timeZone": "Asia/Shanghai",
+        "timeZone": time_zone,
         "text": dict(text),
     }
     _GeoappScript("flood", groups, config).add_to(m)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import orjson
 from flask import (
@@ -38,8 +37,6 @@ from geoapp.web.security import nonce
 bp = Blueprint("pages", __name__)
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
-#: the district's time zone: times are stored in UTC and shown in local time
-DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 #: the context layers are small (a boundary, the main roads); more than this is not embedded
 MAX_CONTEXT_FEATURES = 5000
 ASSET_MAX_AGE = 7 * 24 * 3600
@@ -342,14 +339,14 @@ def _change(spec: FieldDef | None, name: str, old, new, lang: str) -> tuple[str,
 
 
 def _when(at: str) -> str:
-    """A stored time (ISO, UTC) as ``YYYY-MM-DD HH:MM:SS`` in the district's time zone."""
+    """A stored time (ISO, UTC) as ``YYYY-MM-DD HH:MM:SS`` in the district's time zone (``GEOAPP_TIMEZONE``)."""
     try:
         stamp = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:
         return at
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(DISTRICT_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return stamp.astimezone(service().timezone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _display(spec, value, lang: str) -> str:
