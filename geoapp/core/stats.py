@@ -1,7 +1,8 @@
 """The work report's headline figures, counted from the map data itself (so they cannot disagree). Flask-free.
 
 The figures are data, declared in ``layers/figures/report.yaml``: a count of a layer's features
-with given field values, or a share of another figure against a target.
+with given field values, or a share of another figure against a target. The annual reports built on them
+(``layers/figures/annual_<year>.yaml``, see :mod:`geoapp.core.report`) are read and checked with them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from geoapp.core.layers import Label, LayerError, Registry
 from geoapp.store.base import FeatureReader
 
 FIGURES_FILE = Path("figures") / "report.yaml"
+
+
+class Figures(tuple):
+    """The declared figures (a tuple of :class:`Figure`) and the annual reports declared on them, by year."""
+
+    reports: dict[int, Any]
+
+    def __new__(cls, figures: tuple = (), reports: dict[int, Any] | None = None) -> Figures:
+        self = super().__new__(cls, figures)
+        self.reports = dict(reports or {})
+        return self
 
 
 class Figure(BaseModel):
@@ -40,9 +52,17 @@ class Figure(BaseModel):
         return self
 
 
-def load_figures(layers_dir: str | Path, registry: Registry) -> tuple[Figure, ...]:
-    """Read and check the figures: every layer, field and value they name must be declared."""
-    path = Path(layers_dir) / FIGURES_FILE
+def load_figures(layers_dir: str | Path, registry: Registry) -> Figures:
+    """Read and check the figures, then the annual reports built on them (every figure a report names must exist)."""
+    from geoapp.core import report
+
+    figures = _load_counted(Path(layers_dir), registry)
+    return Figures(figures, report.load_reports(layers_dir, figures))
+
+
+def _load_counted(layers_dir: Path, registry: Registry) -> tuple[Figure, ...]:
+    """Read and check the counted figures: every layer, field and value they name must be declared."""
+    path = layers_dir / FIGURES_FILE
     if not path.exists():
         return ()
     try:

@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 
 from geoapp.core import accounts
 from geoapp.core import stats as report
-from geoapp.errors import GeoappError
+from geoapp.errors import GeoappError, InvalidParameter
 from geoapp.store import copy_store, store_exists, upgrade_store
 from geoapp.store.base import Actor
 from geoapp.web import service
@@ -126,6 +126,46 @@ def stats_command() -> None:
     for figure in report.headline(svc.reader, svc.figures):
         unit = figure.get("unit", "")
         click.echo(f"{figure['label']['zh']}: {figure['value']}{unit}")
+
+
+@geoapp_cli.command("report")
+@click.option("--year", help="The report's year: one of layers/figures/annual_<year>.yaml (default: the latest).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "docx", "xlsx"]),
+    default="md",
+    show_default=True,
+    help="Markdown, Word or Excel.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write (Markdown goes to standard output without it; Word and Excel need it).",
+)
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="The report's language.")
+def report_command(year: str | None, fmt: str, output: Path | None, lang: str) -> None:
+    """Generate the annual work report from the data, with its consistency checks (the operator sees them all)."""
+    from geoapp.core import report as annual_report
+    from geoapp.core import report_files
+
+    if fmt != "md" and output is None:
+        raise click.UsageError(f"--format {fmt} writes a binary file: give --output FILE, e.g. --output report.{fmt}")
+    svc = service()
+    try:
+        doc = annual_report.build(svc, year, lang=lang, checks=True)
+    except InvalidParameter as exc:
+        raise click.BadParameter(exc.message, param_hint="--year") from None
+    data = report_files.write(doc, fmt)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    output.write_bytes(data)
+    click.echo(
+        f"wrote the {doc.year} report ({fmt}, {lang}) to {output}: {len(doc.figures)} figures, "
+        f"{len(doc.checks)} checks, {len(doc.failed)} do not add up",
+        err=True,
+    )
 
 
 @geoapp_cli.command("publish")
