@@ -6,6 +6,8 @@ handler that turns them (and any other exception) into ``{"error": {"code", "mes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class GeoappError(Exception):
     status = 500
@@ -14,15 +16,31 @@ class GeoappError(Exception):
     #: seconds after which a retry may succeed (``Retry-After``), for 429 and 503
     retry_after: int | None = None
 
-    def __init__(self, message: str, parameter: str | None = None, *, retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        parameter: str | None = None,
+        *,
+        retry_after: int | None = None,
+        text: Callable[[str], str] | None = None,
+    ):
         super().__init__(message)
+        #: what went wrong in English, naming fields and values as the API does (logs, the CLI)
         self.message = message
         self.parameter = parameter
+        #: the message people are shown, in either language: ``text("zh")``, ``text("en")`` (see
+        #: geoapp.core.messages); None where ``message`` is all there is
+        self.text = text
         if retry_after is not None:
             self.retry_after = retry_after
 
-    def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "parameter": self.parameter}}
+    def message_in(self, lang: str) -> str:
+        """The message for people who read ``lang`` (``zh`` or ``en``)."""
+        return self.message if self.text is None else self.text(lang)
+
+    def to_dict(self, lang: str = "en") -> dict:
+        """The JSON error shape, its message in ``lang`` (English for machine clients)."""
+        return {"error": {"code": self.code, "message": self.message_in(lang), "parameter": self.parameter}}
 
 
 class InvalidParameter(GeoappError):

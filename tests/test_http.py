@@ -20,7 +20,11 @@ def test_a_get_etag_is_the_if_match_of_a_change_and_then_stale(planner):
     read = client.get(FEATURE)
     etag = read.headers["ETag"]
     assert not etag.startswith("W/")  # a strong validator: If-Match compares strongly
-    changed = client.patch(FEATURE, json={"properties": {"status": "removed"}}, headers={**headers, "If-Match": etag})
+    changed = client.patch(
+        FEATURE,
+        json={"properties": {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"}},
+        headers={**headers, "If-Match": etag},
+    )
     assert changed.status_code == 200
     assert changed.get_json()["version"] == read.get_json()["version"] + 1
     assert changed.headers["ETag"] != etag
@@ -35,7 +39,11 @@ def test_a_compressed_answers_etag_works_as_if_match_too(planner):
     client, headers = planner
     read = client.get(FEATURE, headers={"Accept-Encoding": "gzip"})
     etag = read.headers["ETag"]
-    changed = client.patch(FEATURE, json={"properties": {"status": "removed"}}, headers={**headers, "If-Match": etag})
+    changed = client.patch(
+        FEATURE,
+        json={"properties": {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"}},
+        headers={**headers, "If-Match": etag},
+    )
     assert changed.status_code == 200
 
 
@@ -61,7 +69,11 @@ def test_layers_and_stats_carry_an_etag_that_follows_every_change(planner, url):
     first = client.get(url)
     assert client.get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
     etag = client.get(FEATURE).headers["ETag"]
-    client.patch(FEATURE, json={"properties": {"status": "removed"}}, headers={**headers, "If-Match": etag})
+    client.patch(
+        FEATURE,
+        json={"properties": {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"}},
+        headers={**headers, "If-Match": etag},
+    )
     again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 200 and again.headers["ETag"] != first.headers["ETag"]
 

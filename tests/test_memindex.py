@@ -66,7 +66,13 @@ def _edit(store, rng: np.random.Generator, layer_id: str, n: int) -> None:
         elif action == "status":
             values = ("fixed", "to_fix") if layer_id == "manhole_covers" else ("pending", "removed")
             status = values[int(current.properties["status"] == values[0])]
-            store.update(layer_id, fid, {"status": status}, expected_version=current.version, actor=ACTOR)
+            # the bureau's rules: a fixed cover has its date, a removed hoarding its date and treatment
+            done = {
+                "fixed": {"fixed_on": "2023-06-01"},
+                "removed": {"removed_on": "2023-06-01", "treatment": "greened"},
+            }
+            changes = {"status": status, **done.get(status, {})}
+            store.update(layer_id, fid, changes, expected_version=current.version, actor=ACTOR)
         else:
             store.delete(layer_id, fid, expected_version=current.version, actor=ACTOR)
 

@@ -68,7 +68,11 @@ def test_computed_length_agrees_with_geodesic_length(store):
 def test_update_bumps_feature_and_layer_versions(store):
     before = _version(store, "construction_hoardings")
     feature = store.update(
-        "construction_hoardings", 1, {"status": "removed", "removed_on": "2023-06-01"}, expected_version=1, actor=ACTOR
+        "construction_hoardings",
+        1,
+        {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"},
+        expected_version=1,
+        actor=ACTOR,
     )
     assert feature.version == 2
     assert store.get("construction_hoardings", 1).properties["status"] == "removed"
@@ -80,7 +84,13 @@ def test_stale_version_is_refused_and_nothing_changes(store):
     store.update("construction_hoardings", 1, {"status": "in_progress"}, expected_version=1, actor=ACTOR)
     version = _version(store, "construction_hoardings")
     with pytest.raises(VersionConflict):
-        store.update("construction_hoardings", 1, {"status": "removed"}, expected_version=1, actor=ACTOR)
+        store.update(
+            "construction_hoardings",
+            1,
+            {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"},
+            expected_version=1,
+            actor=ACTOR,
+        )
     current = store.get("construction_hoardings", 1)
     assert current.properties["status"] == "in_progress"
     assert current.version == 2
@@ -188,7 +198,13 @@ def test_insert_many_is_one_transaction_all_or_nothing(store):
 def test_changes_name_what_changed_after_a_version(store):
     start = _version(store, "construction_hoardings")
     assert store.changes("construction_hoardings", start, 100).changed == []
-    store.update("construction_hoardings", 1, {"status": "removed"}, expected_version=1, actor=ACTOR)
+    store.update(
+        "construction_hoardings",
+        1,
+        {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"},
+        expected_version=1,
+        actor=ACTOR,
+    )
     added = store.insert(
         "construction_hoardings",
         {"site": "新工地", "agency": "housing", "status": "pending"},
@@ -215,7 +231,13 @@ def test_every_change_needs_an_actor(store):
 
 def test_replacing_a_store_keeps_accounts_and_audit_and_records_it(store, registry):
     store.add_user("planner1", "$argon2id$x", ("planner",), actor=ACTOR)
-    store.update("construction_hoardings", 1, {"status": "removed"}, expected_version=1, actor=ACTOR)
+    store.update(
+        "construction_hoardings",
+        1,
+        {"status": "removed", "removed_on": "2023-06-01", "treatment": "levelled"},
+        expected_version=1,
+        actor=ACTOR,
+    )
     before = store.audit()
     location = store.location
     store.close()

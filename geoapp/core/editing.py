@@ -16,8 +16,9 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.core import permissions
+from geoapp.core import messages, permissions
 from geoapp.core.crs import STORAGE_CRS, project
+from geoapp.core.layers import Layer
 from geoapp.errors import InvalidFeature, InvalidParameter, VersionRequired
 from geoapp.store.base import Actor, DeletedFeature, Feature, FeatureReader, Query, Store
 
@@ -94,12 +95,15 @@ class Editing:
         for i, (properties, geometry) in enumerate(features):
             if not isinstance(properties, Mapping):
                 raise InvalidParameter("properties must be an object of field values", parameter="properties")
-            self._check_inside_district(geometry, f"feature {i}: " if many else "")
+            position = i if many else None
+            self._check_inside_district(layer, geometry, position)
             if owned and properties.get(owned) == closed:
+                text = messages.message("closure_new", closed=_value_label(layer, owned, closed))
                 raise InvalidFeature(
                     f"{f'feature {i}: ' if many else ''}a new feature cannot be {closed}; "
                     "close it afterwards with a reason (the flood board, or POST /api/flood/closures)",
                     parameter=owned,
+                    text=text.in_batch(position),
                 )
         return self.store.insert_many(layer_id, list(features), actor=actor)
 
@@ -117,7 +121,7 @@ class Editing:
         layer = self._layer(layer_id)
         permissions.require_edit(actor, layer)
         if geometry is not None:
-            self._check_inside_district(geometry)
+            self._check_inside_district(layer, geometry)
         self._check_closure_field(layer_id, fid, properties or {})
         return self.store.update(layer_id, fid, properties or {}, geometry, expected_version=version, actor=actor)
 
@@ -146,10 +150,15 @@ class Editing:
         current = self.reader.get(layer_id, fid)
         before = None if current is None else current.properties.get(owned)
         if before != properties[owned] and closed in (before, properties[owned]):
+            layer = self._layer(layer_id)
+            text = messages.message(
+                "closure_edit", label=layer.field(owned).label, closed=_value_label(layer, owned, closed)
+            )
             raise InvalidFeature(
                 f"{owned} of {layer_id} becomes or stops being {closed} by closing or reopening it with a reason "
                 "(the flood board, or POST /api/flood/closures), not by an edit",
                 parameter=owned,
+                text=text,
             )
 
     # -- the district rule ----------------------------------------------------------------------
@@ -172,15 +181,25 @@ class Editing:
                 self._district = (version, area)
             return self._district[1]
 
-    def _check_inside_district(self, geometry: BaseGeometry, where: str = "") -> None:
+    def _check_inside_district(self, layer: Layer, geometry: BaseGeometry, position: int | None = None) -> None:
         """Refuse geometry that lies outside the district boundary (with a margin), measured in metres."""
+        where = "" if position is None else f"feature {position}: "
         if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
-            raise InvalidFeature(f"{where}a geometry is required", parameter="geometry")
+            text = messages.message("geometry_missing", types=messages.geometry_words(layer.geometry))
+            raise InvalidFeature(f"{where}a geometry is required", parameter="geometry", text=text.in_batch(position))
         area = self._district_area()
         if area is None:
             return
         if not area.contains(project(geometry, STORAGE_CRS, self.store.metric_crs)):
+            text = messages.message("outside_district", margin=DISTRICT_MARGIN_M)
             raise InvalidFeature(
                 f"{where}geometry lies outside the district (more than {DISTRICT_MARGIN_M} m beyond its boundary)",
                 parameter="geometry",
+                text=text.in_batch(position),
             )
+
+
+def _value_label(layer: Layer, name: str, value: str):
+    """A value of a field as people read it (its label; the value itself where it has none)."""
+    choice = layer.field(name).choice(value)
+    return choice.label if choice is not None else value

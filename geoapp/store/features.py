@@ -245,7 +245,10 @@ class FeatureSQL:
                 raise NotFound(f"no deleted feature {fid} in layer {layer_id}", parameter="fid")
             version, blob, props = row
             geom = self.decode_geometry(bytes(blob) or None)
-            (record,), _ = prepare(layer, [json.loads(props)], [geom], self.metric_crs, allow_computed=True)
+            # back as it was deleted: a rule added since holds for its next change, not for its return
+            (record,), _ = prepare(
+                layer, [json.loads(props)], [geom], self.metric_crs, allow_computed=True, rules=False
+            )
             self._insert_row(conn, layer_id, record, geom, version + 1, fid=fid)
             tables.run(conn, sa.delete(d).where(*where), self.dialect)
             self._restored(conn, layer_id, geom)

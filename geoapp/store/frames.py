@@ -49,7 +49,8 @@ def _prepared_frame(layer: Layer, gdf: gpd.GeoDataFrame | None, crs: str) -> gpd
         gdf = gdf.to_crs(STORAGE_CRS)
         records = gdf[[c for c in gdf.columns if c != gdf.geometry.name]].to_dict("records")
         records = [{k: (None if missing(v) else v) for k, v in r.items()} for r in records]
-        records, geoms = prepare(layer, records, gdf.geometry.array, crs)
+        # a new store takes its data as it is; the bureau's rules hold for every change made to it afterwards
+        records, geoms = prepare(layer, records, gdf.geometry.array, crs, rules=False)
     frame = pd.DataFrame.from_records(records, columns=names)
     for spec in layer.fields:
         frame[spec.name] = frame[spec.name].astype(_DTYPES[spec.type])

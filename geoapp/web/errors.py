@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
 from geoapp.errors import Forbidden, GeoappError, InvalidParameter, PayloadTooLarge
+from geoapp.web import i18n
 
 
 def status_text(status: int) -> tuple[str, str]:
@@ -72,6 +73,25 @@ def respond(payload: dict, status: int, headers: dict | None = None, *, detail: 
     return response
 
 
+def message_lang() -> str:
+    """The language an error's message is given in: the page's (``?lang=``, the ``lang`` cookie, then
+    Accept-Language), except that an ``/api/`` caller stating none of them (a machine client) reads English."""
+    if request.path.startswith("/api/") and not _states_a_language():
+        return "en"
+    try:
+        return i18n.current_lang()
+    except GeoappError:  # a ?lang= the app does not speak: the default
+        return i18n.DEFAULT
+
+
+def _states_a_language() -> bool:
+    return (
+        request.args.get("lang") in i18n.LANGUAGES
+        or request.cookies.get(i18n.COOKIE) in i18n.LANGUAGES
+        or request.accept_languages.best_match(["zh-CN", "zh", "en"]) is not None
+    )
+
+
 def _http_payload(exc: HTTPException) -> dict:
     """A Werkzeug error in the JSON shape, with the app's own sentence unless the view gave one."""
     code = (exc.name or "error").lower().replace(" ", "_")
@@ -88,7 +108,7 @@ def init_app(app) -> None:
     @app.errorhandler(GeoappError)
     def _geoapp_error(exc: GeoappError):
         retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        return respond(exc.to_dict(), exc.status, retry)
+        return respond(exc.to_dict(message_lang()), exc.status, retry)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):

@@ -180,6 +180,13 @@ def _open_popup(page, lon: float, lat: float):
     return popup
 
 
+# every layer drawn for the view as it is now (a popup that pans the map into view makes the layers fetch again)
+SETTLED = (
+    "() => window.geoapp && window.geoapp.state && Object.values(window.geoapp.state.layers)"
+    ".every(l => !l.visible() || (l.requests > 0 && !l.loading && l.bbox === l.bboxParam()))"
+)
+
+
 def _popup_saying(page, kind: str):
     """The popup whose message is of ``kind``, once it shows (a closed popup fades out for a moment)."""
     popup = page.locator(".leaflet-popup-content").filter(has=page.locator(f'.geoapp-edit-message[data-kind="{kind}"]'))
@@ -211,6 +218,9 @@ def test_a_planner_changes_a_status_in_the_popup_and_the_history_shows_it(editin
     select = popup.locator("select.geoapp-status-select")
     assert select.locator("option").all_inner_texts() == ["待整治", "整治中", "已整治", "未停工"]
     select.select_option("removed")
+    # the bureau's rule: a removal is saved with its date and what was done with the site
+    popup.locator("[data-field=removed_on] input").fill("2023-11-20")
+    popup.locator("[data-field=treatment] select").select_option("greened")
     popup.locator("button.geoapp-save").click()
     reopened = _popup_saying(page, "ok")
     planner.screenshot(shots, "editing-saved")
@@ -235,17 +245,21 @@ def test_a_planner_changes_a_status_in_the_popup_and_the_history_shows_it(editin
 def test_a_stale_popup_gets_the_conflict_message_and_overwrites_nothing(editing_site, contexts, shots):
     base, features = editing_site
     fid, lon, lat = features["polygons"][1]
+    was = _feature(base, HOARDINGS, fid)["properties"]["status"]
+    # the second planner's choice is a change from what both saw (the form sends only changed fields)
+    theirs = next(s for s in ("pending", "under_construction") if s != was)
     first, second = contexts(), contexts()
     popups = []
     for watched, name in ((first, "plan"), (second, "plan2")):
         page = sign_in(watched, base, name, PASSWORD)
         _open_map(page, base, lon, lat)
         popups.append(_open_popup(page, lon, lat))
+        page.wait_for_function(SETTLED)
     # the first planner saves while the second still has the old version open
     popups[0].locator("select.geoapp-status-select").select_option("in_progress")
     popups[0].locator("button.geoapp-save").click()
     _popup_saying(first.page, "ok")
-    popups[1].locator("select.geoapp-status-select").select_option("under_construction")
+    popups[1].locator("select.geoapp-status-select").select_option(theirs)
     popups[1].locator("button.geoapp-save").click()
     reloaded = _popup_saying(second.page, "conflict")
     second.screenshot(shots, "editing-conflict")

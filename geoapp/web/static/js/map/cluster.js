@@ -5,9 +5,18 @@ export function featureTarget(layer) {
   return L.markerClusterGroup({ chunkedLoading: true, disableClusteringAtZoom: 18, showCoverageOnHover: false });
 }
 
-/** Replace what ``target`` holds with ``items`` (a cluster group takes them in one batch). */
-export function replaceAll(target, items) {
-  target.clearLayers();
+/**
+ * Replace what ``target`` holds with ``items`` (a cluster group takes them in one batch); ``keep``, if given,
+ * stays as it is (the item whose popup is open: removing it would close the popup under the user's hand).
+ */
+export function replaceAll(target, items, keep = null) {
+  if (keep) {
+    const old = target.getLayers().filter((item) => item !== keep);
+    if (target.removeLayers) target.removeLayers(old);
+    else old.forEach((item) => target.removeLayer(item));
+  } else {
+    target.clearLayers();
+  }
   if (target.addLayers) target.addLayers(items);
   else items.forEach((item) => target.addLayer(item));
 }

@@ -110,11 +110,17 @@ export class ApiLayer {
         });
       },
     });
-    const reopen = this.note ? this.note.id : this.openId;
+    // the open popup stays open, untouched, while its feature is unchanged and there is no news about it: a
+    // refetch (the view moved, even by the popup's own panning) must not close it under the user's hand
+    const open = !this.note && this.openId !== null ? this.find(this.openId) : null;
+    const fresh = open ? geo.getLayers().find((item) => item.feature.id === this.openId) : null;
+    const keep = open && fresh && open.isPopupOpen() && fresh.feature.version === open.feature.version ? open : null;
+    const items = keep ? geo.getLayers().filter((item) => item !== fresh) : geo.getLayers();
+    const reopen = keep ? null : this.note ? this.note.id : this.openId;
     this.redrawing = true; // removing the old items closes their popups: that is not the user closing them
-    replaceAll(this.target, geo.getLayers());
+    replaceAll(this.target, items, keep);
     this.redrawing = false;
-    this.openId = null;
+    if (!keep) this.openId = null;
     this.page.restack(layer.id);
     if (reopen !== null && !this.open(reopen)) {
       this.forget(); // it left the view, or was removed: the status line has the news
