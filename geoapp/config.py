@@ -88,6 +88,12 @@ SETTINGS = (
         "Largest request body accepted, in MB; a larger one is refused with 413 before it is read.",
     ),
     Setting(
+        "GEOAPP_PHOTO_MAX_MB",
+        "10",
+        "Largest photo a planner may attach to a feature, in MB (JPEG, PNG or WebP); only the upload takes a body "
+        "this large.",
+    ),
+    Setting(
         "GEOAPP_BASE_URL",
         "",
         "Public address of the app (https://onemap.example.gov.cn): absolute links are built on it, whatever "

@@ -32,7 +32,7 @@ def test_db_upgrade_creates_the_schema_then_changes_nothing(runner, app, locatio
     app.extensions["geoapp"].database = location
     first = runner.invoke(args=["geoapp", "db", "upgrade"])
     assert first.exit_code == 0, first.output
-    assert _sql(location, "SELECT version_num FROM geoapp_alembic_version") == [("0002",)]
+    assert _sql(location, "SELECT version_num FROM geoapp_alembic_version") == [("0003",)]
     for layer in registry:
         srid, kind = _sql(location, "SELECT srid, type FROM geometry_columns WHERE f_table_name = %s", (layer.id,))[0]
         assert srid == 4326
@@ -180,7 +180,9 @@ def test_an_edit_on_one_app_server_is_seen_by_the_other_on_the_next_request(data
             edit = urllib.request.Request(
                 base_one + url,
                 method="PATCH",
-                data=json.dumps({"properties": {"status": "removed", "removed_on": "2026-11-30"}}).encode(),
+                data=json.dumps(
+                    {"properties": {"status": "removed", "removed_on": "2026-11-30", "treatment": "greened"}}
+                ).encode(),
                 headers={
                     "Authorization": f"Bearer {token}",
                     "If-Match": f'"{version}"',

@@ -45,9 +45,10 @@ from geoapp.store.base import (
 from geoapp.store.features import FeatureSQL, quote
 from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import prepared_frames
+from geoapp.store.photos import PhotoSQL
 from geoapp.store.records import Records, audit_row
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"  # 5: geoapp_photos
 #: how long a write waits for another writer's lock before answering "busy" (503)
 BUSY_TIMEOUT_S = 10.0
 
@@ -148,7 +149,7 @@ def _st_bound(i: int):
 # -- the store --------------------------------------------------------------------------------
 
 
-class GeoPackageStore(FeatureSQL, FloodSQL, Records, Store):
+class GeoPackageStore(FeatureSQL, FloodSQL, PhotoSQL, Records, Store):
     backend = "gpkg"
     dialect = sqlite.dialect()
     encode_geometry = staticmethod(encode)

@@ -64,6 +64,7 @@ from geoapp.store.features import FeatureSQL, quote
 from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import missing, prepared_frames
 from geoapp.store.gpkg import SCHEMA_VERSION
+from geoapp.store.photos import PhotoSQL
 from geoapp.store.records import Records, audit_row
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -158,7 +159,7 @@ def _ensure_layer(conn: psycopg.Connection, layer: Layer, *, triggers: bool = Tr
             conn.execute(_LAYER_TRIGGERS.format(table=table, name=_literal(layer.id)))
 
 
-class PostGISStore(FeatureSQL, FloodSQL, Records, Store):
+class PostGISStore(FeatureSQL, FloodSQL, PhotoSQL, Records, Store):
     backend = "postgis"
     dialect = pg_dialect.dialect()
     mark = "%s"
@@ -401,7 +402,8 @@ class PostGISStore(FeatureSQL, FloodSQL, Records, Store):
 
 def copy_into(source: Store, location: str, *, force: bool = False, actor: Actor) -> PostGISStore:
     """Move a district into a PostGIS database: every feature with its fid and version, every layer version, the
-    soft-deleted features, accounts, tokens, sessions, sign-in records and the audit trail (ids kept), all or nothing.
+    soft-deleted features, accounts, tokens, sessions, sign-in records, readings, closures, photos and the audit
+    trail (ids kept), all or nothing.
 
     The change log is not copied: readers of the new store start from its layers as they are.
     """
@@ -424,6 +426,11 @@ def copy_into(source: Store, location: str, *, force: bool = False, actor: Actor
         for table in tables.metadata.sorted_tables:
             if table.name in (tables.meta.name, tables.layer_versions.name, tables.changes.name):
                 continue
+            if table is tables.photos:  # images: a few at a time, never all of them in memory
+                for rows in source.photo_rows():
+                    tables.run(conn, sa.insert(table).values(rows), dialect)
+                _follow_ids(conn, table)
+                continue
             names = [column.name for column in table.columns]
             rows = [dict(zip(names, row, strict=True)) for row in source.rows(table)]
             if table is tables.deleted:
@@ -432,16 +439,21 @@ def copy_into(source: Store, location: str, *, force: bool = False, actor: Actor
                     row["geom"] = b"" if geometry is None else _wkb(geometry)
             for start in range(0, len(rows), 1000):
                 tables.run(conn, sa.insert(table).values(rows[start : start + 1000]), dialect)
-            for column in table.primary_key.columns:
-                if column.autoincrement is True:
-                    conn.execute(
-                        f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max({quote(column.name)}) "
-                        f"FROM {quote(table.name)}), 0) + 1, false)",
-                        (table.name, column.name),
-                    )
+            _follow_ids(conn, table)
         changes = {"from": [None, _safe(source.location)], "features": [None, total]}
         audit_row(conn, dialect, actor, "store_copy", None, None, changes)
     return PostGISStore(registry, location)
+
+
+def _follow_ids(conn: psycopg.Connection, table: sa.Table) -> None:
+    """Set a copied table's id sequence after the copied ids, so that new rows go on where the source left off."""
+    for column in table.primary_key.columns:
+        if column.autoincrement is True:
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max({quote(column.name)}) "
+                f"FROM {quote(table.name)}), 0) + 1, false)",
+                (table.name, column.name),
+            )
 
 
 @contextmanager

@@ -1,10 +1,10 @@
 """geoapp's own tables beside the layers, declared once for SQLite and PostgreSQL (SQLAlchemy Core).
 
 Accounts, tokens, sign-in attempts and sessions, the audit trail, soft-deleted features, the
-change log and layer versions. A backend runs the statements built here on its own DB-API
-connection (:func:`run`), so that a change and its audit row stay in one transaction with the
-backend's feature writes; what only one dialect can say (SQLite's triggers that keep the audit
-trail append-only) stays with that backend.
+change log and layer versions, readings, closures and photos. A backend runs the statements built
+here on its own DB-API connection (:func:`run`), so that a change and its audit row stay in one
+transaction with the backend's feature writes; what only one dialect can say (SQLite's triggers
+that keep the audit trail append-only) stays with that backend.
 """
 
 from __future__ import annotations
@@ -168,10 +168,42 @@ closures = sa.Table(
     sa.Index("geoapp_closures_feature", "layer", "fid"),
     sqlite_autoincrement=True,
 )
+#: before/after photos (整治前后照片) of features: the re-encoded image (no EXIF) and its thumbnail, with who added
+#: it when. The image columns come last: listing a feature's photos reads the columns before them only.
+photos = sa.Table(
+    "geoapp_photos",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("fid", sa.BigInteger, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("caption", sa.Text, nullable=False),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("uploaded_at", sa.Text, nullable=False),
+    sa.Column("uploaded_by", sa.Text, nullable=False),
+    sa.Column("thumb", sa.LargeBinary, nullable=False),
+    sa.Column("image", sa.LargeBinary, nullable=False),
+    sa.Index("geoapp_photos_feature", "layer", "fid"),
+    sqlite_autoincrement=True,  # an id is never given again: a cached /photos/<id> can only be that photo
+)
 
-#: the tables that belong to a store's layers; a store replaced with ``init --force`` keeps the others
+#: the tables that belong to a store's layers; a store replaced with ``init --force`` keeps the others (photos
+#: belong to features, whose fids a new district gives again)
 LAYER_TABLES = frozenset(
-    {meta.name, layer_versions.name, changes.name, deleted.name, readings.name, latest_readings.name, closures.name}
+    {
+        meta.name,
+        layer_versions.name,
+        changes.name,
+        deleted.name,
+        readings.name,
+        latest_readings.name,
+        closures.name,
+        photos.name,
+    }
 )
 
 
