@@ -113,8 +113,9 @@ def test_every_local_asset_and_what_it_needs_is_served(client, users):
     from tests.conftest import login
 
     public = _every_asset(client, "/") | _every_asset(client, "/features/waterlogging_points/1")
+    public |= _every_asset(client, "/public")
     login(client, "planner")
-    editor = _every_asset(client, "/")
+    editor = _every_asset(client, "/") | _every_asset(client, "/progress")
     login(client, "commander")  # the flood board's modules, and uPlot under a monitored feature's archive page
     editor |= _every_asset(client, "/flood") | _every_asset(client, "/features/waterlogging_points/1")
     for seen in (public, editor):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import zlib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from geoapp.core.messages import Refused
 from geoapp.errors import NotFound
 
 GROUPS: dict[str, dict[str, str]] = {
@@ -31,6 +33,8 @@ FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
 RESERVED = {"fid", "geom", "geometry", "id", "_version", "distance_m"}
 LANGUAGES = ("zh", "en")
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in SQLite, in doubles and in the browser
+#: the years a date field takes (a city's records: nothing before 1900, nothing planned beyond 2100)
+FIRST_YEAR, LAST_YEAR = 1900, 2100
 #: characters no text field takes: C0 controls but tab and line breaks, and DEL
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -76,6 +80,8 @@ class FieldDef(_Model):
     max_length: int = Field(default=2000, ge=1)  # text fields: a note, not a document
     #: what ``pattern`` allows, in the user's words (a validation message never shows the regex)
     hint: Label | None = None
+    #: text of several lines (notes): the edit forms give it a text area
+    multiline: bool = False
 
     @field_validator("name")
     @classmethod
@@ -108,6 +114,8 @@ class FieldDef(_Model):
             raise ValueError("a computed field cannot be required: it is filled from the geometry")
         if self.pattern is not None and self.hint is None:
             raise ValueError("a field with a pattern needs a hint: what the pattern allows, in both languages")
+        if self.multiline and (self.type != "string" or self.values is not None):
+            raise ValueError("multiline is only for text fields without allowed values")
         if self.default is not None:
             self.coerce(self.default)
         return self
@@ -127,60 +135,71 @@ class FieldDef(_Model):
         return None
 
     def coerce(self, value: Any) -> Any:
-        """Return ``value`` as this field's Python type, or raise ``ValueError`` saying why not."""
+        """Return ``value`` as this field's Python type, or raise :class:`~geoapp.core.messages.Refused` (a
+        ``ValueError``) saying why not: in short English as ``str()``, and as the message people are shown."""
         if value is None or (isinstance(value, str) and value == "" and self.type != "string"):
             return None
         if self.type == "string":
             if not isinstance(value, str):
-                raise ValueError("must be text")
+                raise Refused("must be text", "text")
             if self.required and not value.strip():
                 # text of only spaces is as missing as no text; the value itself is kept as sent
-                raise ValueError("is required and must not be empty or only whitespace")
+                raise Refused("is required and must not be empty or only whitespace", "blank")
             if len(value) > self.max_length:
-                raise ValueError(f"must be at most {self.max_length} characters")
+                raise Refused(f"must be at most {self.max_length} characters", "too_long", max=self.max_length)
             if _CONTROL.search(value):
                 # NUL and other control characters cut text short in GDAL, QGIS and spreadsheets
-                raise ValueError("must not contain control characters (only tab and line breaks are allowed)")
+                raise Refused("must not contain control characters (only tab and line breaks are allowed)", "control")
             if self.allowed is not None and value not in self.allowed:
-                raise ValueError(f"must be one of: {', '.join(self.allowed)}")
+                labels = [c.label for c in self.values or ()]
+                raise Refused(f"must be one of: {', '.join(self.allowed)}", "choice", choices=labels)
             if self.pattern and not re.fullmatch(self.pattern, value):
-                raise ValueError(f"must match the pattern {self.pattern}")
+                # the hint says in words what the pattern allows: no one is shown the regex
+                raise Refused(f"must be {self.hint.en}", "pattern", hint=self.hint)
             return value
         if self.type == "boolean":
             if isinstance(value, bool):
                 return value
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
                 return value.lower() in ("true", "1")
-            raise ValueError("must be true or false")
+            raise Refused("must be true or false", "boolean")
         if self.type == "date":
             if isinstance(value, dt.date):
-                return value.isoformat()[:10]
-            try:
-                return dt.date.fromisoformat(str(value)).isoformat()
-            except ValueError:
-                raise ValueError("must be a date YYYY-MM-DD") from None
+                day = dt.date(value.year, value.month, value.day)
+            else:
+                try:
+                    day = dt.date.fromisoformat(str(value))
+                except ValueError:
+                    raise Refused("must be a date YYYY-MM-DD", "date") from None
+            if not FIRST_YEAR <= day.year <= LAST_YEAR:
+                # a year mistyped (0001, 2203) would stretch every timeline and the progress months to centuries
+                raise Refused(
+                    f"must be a date from {FIRST_YEAR} to {LAST_YEAR}", "date_range", first=FIRST_YEAR, last=LAST_YEAR
+                )
+            return day.isoformat()
         number = _number(value, integer=self.type == "integer")
+        unit = f" {self.unit}" if self.unit else ""
         if self.min is not None and number < self.min:
-            raise ValueError(f"must be at least {self.min:g}")
+            raise Refused(f"must be at least {self.min:g}", "min", min=self.min, unit=unit)
         if self.max is not None and number > self.max:
-            raise ValueError(f"must be at most {self.max:g}")
+            raise Refused(f"must be at most {self.max:g}", "max", max=self.max, unit=unit)
         return number
 
 
 def _number(value: Any, *, integer: bool) -> int | float:
     if isinstance(value, bool):
-        raise ValueError("must be a number")
+        raise Refused("must be a number", "number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError("must be a number") from None
+        raise Refused("must be a number", "number") from None
     if not math.isfinite(number):
-        raise ValueError("must be a finite number")
+        raise Refused("must be a finite number", "number")
     if abs(number) > MAX_SAFE_INTEGER:
-        raise ValueError(f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
+        raise Refused(f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}", "too_big", limit=MAX_SAFE_INTEGER)
     if integer:
         if number != int(number):
-            raise ValueError("must be a whole number")
+            raise Refused("must be a whole number", "integer")
         return int(number)
     return number
 
@@ -370,6 +389,10 @@ class Registry:
 
     def __init__(self, layers: list[Layer]):
         self._layers = {layer.id: layer for layer in sorted(layers, key=lambda x: (x.order, x.id))}
+        #: a crc of every definition, part of the ETags of answers shaped by them: a field made internal (or any
+        #: other change to a definition, after a restart) is not kept by a 304
+        definitions = b"\n".join(layer.model_dump_json().encode() for layer in self)
+        self.fingerprint = f"{zlib.crc32(definitions):08x}"
 
     @classmethod
     def load(cls, directory: str | Path) -> Registry:

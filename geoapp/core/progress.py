@@ -38,6 +38,8 @@ MAX_SCAN = 200_000
 #: parameters every route takes and leaves to the web layer (the language of labels)
 PASSED = ("lang",)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+#: how many months, up to this one, the summary's months done cover at most (ten years)
+MONTHS_SHOWN = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -89,6 +91,8 @@ class Matched:
     layer: Layer
     rows: list[Row]
     version: int
+    #: today in the district when they were selected (the months of the summary end with its month)
+    on: dt.date | None = None
 
 
 def campaign_layers(registry: Registry) -> list[Layer]:
@@ -427,7 +431,7 @@ def select(reader: FeatureReader, layer: Layer, selection: Selection, visibility
         kept.append(row)
     if selection.sort is not None:
         kept = order_rows(kept, layer.field(selection.sort), selection.descending)
-    return Matched(layer, kept, version)
+    return Matched(layer, kept, version, on)
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -442,10 +446,22 @@ def _months(first: str, last: str) -> list[str]:
     return out
 
 
+def _month_span(months: Mapping[str, int], on: dt.date | None) -> tuple[str, str] | None:
+    """The first and last month the summary lists: the months done within the last :data:`MONTHS_SHOWN` months up
+    to this month (or up to the last month done when today is not known), so that one date mistyped decades off
+    (a year 0201 for 2021) cannot make every answer list thousands of empty months; None if none is in it."""
+    last = f"{on.year:04d}-{on.month:02d}" if on is not None else max(months)
+    year, month = int(last[:4]), int(last[5:7])
+    back = year * 12 + month - 1 - (MONTHS_SHOWN - 1)
+    first = f"{back // 12:04d}-{back % 12 + 1:02d}"
+    shown = [m for m in months if first <= m <= last]
+    return (min(shown), max(shown)) if shown else None
+
+
 def summarise(matched: Matched, visibility: Visibility) -> dict[str, Any]:
     """The figures of every matched row: total, done, overdue, by status, by each filter field (total and done),
     and the features done per month of ``progress.date_field`` (every month from the first to the last, zeros
-    included)."""
+    included, within the last :data:`MONTHS_SHOWN` months up to today: see :func:`_month_span`)."""
     layer = matched.layer
     status = layer.status_field
     done_values = set(layer.progress.done)
@@ -476,8 +492,9 @@ def summarise(matched: Matched, visibility: Visibility) -> dict[str, Any]:
         if is_done and isinstance(when, str) and DATE.fullmatch(when):
             months[when[:7]] = months.get(when[:7], 0) + 1
     per_month = []
-    if months:
-        per_month = [{"month": m, "count": months.get(m, 0)} for m in _months(min(months), max(months))]
+    span = _month_span(months, matched.on) if months else None
+    if span is not None:
+        per_month = [{"month": m, "count": months.get(m, 0)} for m in _months(*span)]
     return {
         "total": len(matched.rows),
         "done": done,

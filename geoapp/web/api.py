@@ -36,8 +36,9 @@ def _json(payload, status: int = 200, mimetype: str = "application/json") -> Res
 
 
 def _conditional(response: Response, *parts) -> Response:
-    """An ETag from what the answer depends on, and a 304 when the caller has it already."""
-    response.set_etag("-".join(map(str, parts)))
+    """An ETag from what the answer depends on (the layer definitions too: a field made internal is not kept by a
+    304), and a 304 when the caller has it already."""
+    response.set_etag("-".join(map(str, (*parts, service().registry.fingerprint))))
     return response.make_conditional(request)
 
 

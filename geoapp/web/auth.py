@@ -46,6 +46,19 @@ class _Sessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
 
+    def save_session(self, app: Flask, session, response) -> None:
+        """No cookie on an answer for shared caches (``Cache-Control: public``: tiles, public photos and layers,
+        assets, feeds): the permanent session is not refreshed on it, since a cache that keeps the answer would hand
+        the caller's session cookie to everyone; an answer that does set a cookie becomes private."""
+        if response.cache_control.public and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+        if response.cache_control.public and "Set-Cookie" in response.headers:
+            response.cache_control.public = False
+            response.cache_control.private = True
+
 
 def init_app(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
@@ -76,16 +89,15 @@ def _instance_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
-def _load_principal() -> None:
-    """Set ``g.user`` from a Bearer token or the session; check CSRF on cookie-authenticated writes."""
-    g.user = None
+def principal() -> Principal | None:
+    """The request's caller from a Bearer token or the session (None: the public), without reading the body;
+    an unknown token is refused (401), a session no longer valid is cleared."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         token = service().store.token(token_digest(header.removeprefix("Bearer ").strip()))
         if token is None:
             raise Unauthorized("the token is unknown or revoked", parameter="Authorization")
-        g.user = Principal(token.name, "token", frozenset(token.roles))
-        return
+        return Principal(token.name, "token", frozenset(token.roles))
     name = session.get("user")
     if name:
         store = service().store
@@ -95,7 +107,16 @@ def _load_principal() -> None:
         if not live or user is None or user.disabled or user.epoch != session.get("epoch"):
             session.clear()  # signed out, expired, or ended by a password change or disabling
         else:
-            g.user = Principal(user.name, "user", frozenset(user.roles))
+            return Principal(user.name, "user", frozenset(user.roles))
+    return None
+
+
+def _load_principal() -> None:
+    """Set ``g.user`` from a Bearer token or the session; check CSRF on cookie-authenticated writes."""
+    g.user = None  # while it is found out: an unknown token's 401 is answered as to the public
+    g.user = principal()
+    if g.user is not None and g.user.kind == "token":
+        return
     if request.method in UNSAFE:
         if g.user is None and request.path.startswith("/api/"):
             raise Unauthorized("sign in (or send a Bearer token) to change anything", parameter="Authorization")

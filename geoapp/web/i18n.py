@@ -48,6 +48,13 @@ def init_app(app: Flask) -> None:
     def _remember(response):
         asked = request.args.get("lang")
         if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
+            if response.cache_control.public:
+                # an answer for shared caches sets no cookie: an image, a feed or data does not remember the
+                # language; a page (the public map) does, and is then this visitor's, never a shared cache's
+                if response.mimetype != "text/html":
+                    return response
+                response.cache_control.public = False
+                response.cache_control.private = True
             response.set_cookie(COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
         return response
 

@@ -219,6 +219,8 @@ def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str
         "legend": legend,
         "style": layer.style.model_dump(),
         "popup": [name for name in layer.popup if name in names],
+        # whether this caller may see the layer's photos (the popup fetches them when it opens)
+        "photos": layer.photos is not None and (internal or layer.photos.visibility == "public"),
         "fields": [
             {
                 "name": f.name,
@@ -231,10 +233,33 @@ def layer_config(layer: Layer, lang: str, internal: bool, yes_no: tuple[str, str
                 "yes": yes_no[0],
                 "no": yes_no[1],
                 "values": None if f.values is None else [{"value": c.value, "label": c.label(lang)} for c in f.values],
+                "min": f.min,
+                "max": f.max,
+                "maxLength": f.max_length if f.type == "string" else None,
+                "hint": f.hint(lang) if f.hint else None,
+                "multiline": f.multiline,
+                "visibility": f.visibility,
             }
             for f in visible
         ],
+        "rules": _rules(layer, lang, names),
     }
+
+
+def _rules(layer: Layer, lang: str, names: set[str]) -> list[dict]:
+    """The layer's rules as the edit forms show them, naming only fields this caller sees (a rule about a field
+    it does not see is left out)."""
+    return [
+        {
+            "when": {name: list(values) for name, values in rule.when.items()},
+            "require": [n for n in rule.require if n in names],
+            "clear": [n for n in rule.clear if n in names],
+            "keep": [n for n in rule.keep if n in names],
+            "note": rule.note(lang) if rule.note else None,
+        }
+        for rule in layer.rules
+        if set(rule.when) <= names
+    ]
 
 
 def _context(registry: Registry, context: Mapping[str, dict], lang: str) -> list[dict]:
@@ -377,6 +402,80 @@ def feature_map(
     return m
 
 
+#: what of a layer's config the public map's script reads: drawing and popups, nothing an editor uses
+PUBLIC_LAYER_KEYS = (
+    "id",
+    "title",
+    "group",
+    "kind",
+    "titleField",
+    "statusField",
+    "styleField",
+    "geometry",
+    "colours",
+    "legend",
+    "style",
+    "popup",
+)
+PUBLIC_FIELD_KEYS = ("name", "label", "type", "unit", "yes", "no", "values")
+
+
+def _public_layer(layer: Layer, lang: str, yes_no: tuple[str, str]) -> dict:
+    config = layer_config(layer, lang, False, yes_no)
+    out = {key: config[key] for key in PUBLIC_LAYER_KEYS}
+    out["fields"] = [{key: f[key] for key in PUBLIC_FIELD_KEYS} for f in config["fields"] if f["name"] in out["popup"]]
+    return out
+
+
+def public_config(
+    registry: Registry,
+    context: Mapping[str, dict],
+    layers: Collection[tuple[str, bool]],
+    *,
+    lang: str,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    api: str,
+    extent: list[float] | None,
+) -> dict:
+    """The public progress map as its script (``static/js/pages/public.js``) reads it: no Folium here.
+
+    The page is the same for every visitor and cached (ETag, a short max-age), so it has no inline script (a
+    script's CSP nonce would differ between a cached copy and the headers of a 304): its script builds the
+    Leaflet map from this config, carried in a JSON block. ``layers``: (layer id, shown at first), drawn in the
+    registry's order. Each layer carries its public popup fields only, and nothing of editing (no rules, hints,
+    editors or archive links), whoever asks.
+    """
+    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
+    shown = dict(layers)
+    yes_no = (text["yes"], text["no"])
+    contexts = [
+        {
+            **{key: c[key] for key in ("id", "title", "kind", "styleField", "colours", "style")},
+            "geojson": c["geojson"],
+        }
+        for c in _context(registry, context, lang)
+    ]
+    return {
+        "lang": lang,
+        "api": api,
+        "featurePage": None,
+        "limit": MAX_LIMIT,
+        "gcj02": basemap_.gcj02,
+        "tiles": [
+            {"url": t.url, "attribution": t.attribution, "subdomains": t.subdomains, "overlay": t.overlay}
+            for t in basemap_.tiles
+        ],
+        "bounds": [minx, miny, maxx, maxy],
+        "focus": None,
+        "context": contexts,
+        "layers": [
+            {**_public_layer(layer, lang, yes_no), "shown": shown[layer.id]} for layer in registry if layer.id in shown
+        ],
+        "text": dict(text),
+    }
+
+
 def flood_config(rules: Rules, lang: str) -> dict:
     """What the board's script needs of the flood rules, in one language: level, stale and signal colours
     and labels, which layers may be closed (and how), the age at which a reading is stale."""
@@ -461,6 +560,78 @@ def flood_map(
         "text": dict(text),
     }
     _GeoappScript("flood", groups, config).add_to(m)
+    return m
+
+
+def progress_config(layer: Layer, internal: bool) -> dict:
+    """What the progress page's script needs of a layer's campaign (``progress:``): the done values, the date and
+    target-date fields, the filters, and the table's columns (the popup fields if none are declared), visible
+    ones only."""
+    spec = layer.progress
+    names = {f.name for f in layer.visible_fields(internal)}
+    columns = [name for name in (spec.columns or layer.popup) if name in names]
+    return {
+        "done": list(spec.done),
+        "dateField": spec.date_field if spec.date_field in names else None,
+        "dueField": spec.due_field if spec.due_field in names else None,
+        "filters": [name for name in spec.filters if name in names],
+        "columns": columns or [layer.title_field],
+    }
+
+
+def progress_map(
+    registry: Registry,
+    context: Mapping[str, dict],
+    layer: Layer,
+    *,
+    lang: str,
+    internal: bool,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    urls: Mapping[str, str],
+    extent: list[float] | None,
+    view: Mapping,
+    editable: bool = False,
+    csrf: str | None = None,
+    time_zone: str = "Asia/Shanghai",
+    page_size: int = 50,
+) -> folium.Map:
+    """The planners' progress map: one campaign layer (``layer.progress``), fetched by the browser
+    (``static/js/pages/progress.js``) beside the table of its rows, which it follows.
+
+    ``view``: the table's sort, order, offset and the map's bbox a shared link asked for. ``editable`` (decided
+    by the server from the caller's roles, never by the script) gives rows and popups an edit button; ``csrf``
+    is sent with the changes.
+    """
+    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
+    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
+    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
+        m
+    )
+    group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True, control=False)
+    group.add_to(m)
+    yes_no = (text["yes"], text["no"])
+    config = {
+        "lang": lang,
+        "api": urls["api"],
+        "featurePage": urls["features"],
+        "limit": MAX_LIMIT,
+        "pageSize": page_size,
+        "gcj02": basemap_.gcj02,
+        "bounds": [minx, miny, maxx, maxy],
+        "focus": None,
+        "context": _context(registry, context, lang),
+        "layer": {
+            **layer_config(layer, lang, internal, yes_no),
+            "editable": editable,
+            "progress": progress_config(layer, internal),
+        },
+        "view": dict(view),
+        "csrf": csrf if editable else None,
+        "timeZone": time_zone,
+        "text": dict(text),
+    }
+    _GeoappScript("progress", {layer.id: group}, config).add_to(m)
     return m
 
 

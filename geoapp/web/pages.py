@@ -27,9 +27,9 @@ from geoapp.core import encode, permissions
 from geoapp.core.editing import expected_version
 from geoapp.core.layers import FieldDef, Layer
 from geoapp.core.query import parse_fid, parse_lonlat
-from geoapp.errors import NotFound, VersionConflict
+from geoapp.errors import InvalidFeature, NotFound, VersionConflict
 from geoapp.store.base import DeletedFeature, Query
-from geoapp.web import auth, maps, service
+from geoapp.web import auth, edit_form, maps, photos, service
 from geoapp.web.access import caller, staff, visibility
 from geoapp.web.i18n import current_lang
 from geoapp.web.security import nonce
@@ -77,6 +77,9 @@ def ui_text() -> dict[str, str]:
         "locatePopup": _("You are within {distance} {unit} of this point"),
         "yes": _("Yes"),
         "no": _("No"),
+        "photos": _("Photos"),
+        "photoBefore": _("Before"),
+        "photoAfter": _("After"),
         **_editing_text(),
     }
 
@@ -98,6 +101,20 @@ def _editing_text() -> dict[str, str]:
         "signInAgain": _("Not saved: your session has ended; sign in again."),
         "notAllowed": _("Not saved: you may not change this layer, or the page is out of date; reload it."),
         "editShape": _("Edit shape"),
+        # the full edit form (edit/form.js)
+        "required": _("Required"),
+        "computed": _("computed from the shape"),
+        "noChanges": _("Nothing to save: no field was changed."),
+        "willClear": _("Will be emptied: {fields}"),
+        "willKeep": _("Kept as they are: {fields}"),
+        "delete": _("Delete…"),
+        "deleteConfirm": _(
+            "Delete this feature? It leaves the map and the statistics; an administrator can restore it."
+        ),
+        "deleteYes": _("Yes, delete it"),
+        "deleting": _("Deleting…"),
+        "deleted": _("The feature was deleted."),
+        "deleteFailed": _("Not deleted: {message}"),
         "editHint": _(
             "Drag the feature to move it, or its corners to reshape it (right-click a corner to remove it), then save."
         ),
@@ -114,6 +131,13 @@ def _editing_text() -> dict[str, str]:
         "finishArea": _("Click the first point to close the area."),
         "placePoint": _("Click the map to place the point."),
     }
+
+
+@bp.app_context_processor
+def _time_zone():
+    """The name of the district's time zone as the pages' column headings say it: 北京时间 for Asia/Shanghai."""
+    key = service().timezone.key
+    return {"zone_name": _("Beijing time") if key == "Asia/Shanghai" else key}
 
 
 def _basemap() -> maps.Basemap:
@@ -199,22 +223,59 @@ def _fid(layer_id: str, text: str) -> int:
 
 @bp.post("/features/<layer_id>/<fid>/status")
 def change_status(layer_id: str, fid: str):
-    """The archive page's status form: change the version the editor saw, never a newer one."""
+    """The archive page's edit form: change the fields the editor changed, at the version they saw (never a newer
+    one); a refused change shows the page again with what was sent and why not, beside the field."""
     layer = _layer(layer_id)
     number = _fid(layer_id, fid)
     who = caller()
     permissions.require_edit(who, layer)
-    if layer.status_field is None:
-        raise NotFound(f"layer {layer_id} has no status field", parameter="status")
     version = expected_version(None, request.form.get("version") or None)
-    changes = {layer.status_field: request.form.get("status", "")}
+    current = service().reader.get(layer_id, number, "internal")
+    if current is None:
+        raise NotFound(_("No feature %(fid)s in the layer %(layer)s", fid=number, layer=layer_id), parameter="fid")
+    changes = edit_form.changes(layer, current.properties, request.form)
     try:
         service().editing.update(who, layer_id, number, version=version, properties=changes)
     except VersionConflict:
         # show what the other editor saved, with its version in the form: nothing is overwritten
         return _feature_page(layer_id, number, conflict=True, status=409)
-    flash(_("The status was saved."), "info")
+    except InvalidFeature as refused:
+        g.edit_refused = (request.form.to_dict(), refused)  # read by _status_form
+        return _feature_page(layer_id, number, status=400)
+    if not changes:
+        flash(_("Nothing to save: no field was changed."), "info")
+    elif set(changes) == {layer.status_field}:
+        flash(_("The status was saved."), "info")
+    else:
+        flash(_("The changes were saved."), "info")
     return redirect(url_for("pages.feature", layer_id=layer_id, fid=number))
+
+
+@bp.post("/features/<layer_id>/<fid>/delete")
+def delete_feature(layer_id: str, fid: str):
+    """The archive page's delete step, once confirmed: delete the version the editor saw (kept for restoring)."""
+    layer = _layer(layer_id)
+    number = _fid(layer_id, fid)
+    who = caller()
+    permissions.require_edit(who, layer)
+    version = expected_version(None, request.form.get("version") or None)
+    found = service().reader.get(layer_id, number, visibility())
+    if found is None:
+        raise NotFound(_("No feature %(fid)s in the layer %(layer)s", fid=number, layer=layer_id), parameter="fid")
+    try:
+        service().editing.delete(who, layer_id, number, version=version)
+    except VersionConflict:
+        return _feature_page(layer_id, number, conflict=True, status=409)
+    point = found.geometry.representative_point()
+    lang = current_lang()
+    return render_template(
+        "feature_deleted.html",
+        title=_("Feature deleted"),
+        layer_title=layer.title(lang),
+        name=str(found.properties.get(layer.title_field) or f"#{number}"),
+        map_link=url_for("pages.index", focus=f"{point.x:.6f},{point.y:.6f}"),
+        admin="admin" in who.roles,
+    )
 
 
 def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status: int = 200):
@@ -260,6 +321,7 @@ def _feature_page(layer_id: str, number: int, *, conflict: bool = False, status:
         conflict=conflict,
         history=_history(layer, number, lang) if staff() else None,
         chart=chart is not None,
+        photos=photos.section(layer, number),
     )
     return page, status
 
@@ -292,20 +354,13 @@ def _readings_chart(layer_id: str, fid: int, lang: str) -> dict | None:
     }
 
 
-@dataclass(frozen=True)
-class StatusForm:
-    label: str
-    current: str | None
-    choices: list[tuple[str, str]]  # (value, label in the page's language)
-
-
-def _status_form(layer: Layer, properties: dict, lang: str) -> StatusForm | None:
-    """The archive page's status form, for editors of a layer that has a status field."""
-    if layer.status_field is None or not _may_edit(layer):
+def _status_form(layer: Layer, properties: dict, lang: str) -> edit_form.EditForm | None:
+    """The archive page's edit form (every field, the rules, delete), for editors of the layer; after a refused
+    save (``change_status``), with what was sent and the message beside the field it names."""
+    if not _may_edit(layer):
         return None
-    spec = layer.field(layer.status_field)
-    choices = [(c.value, c.label(lang)) for c in spec.values or ()]
-    return StatusForm(spec.label(lang), properties.get(spec.name), choices)
+    sent, refused = g.get("edit_refused", (None, None))
+    return edit_form.build(layer, properties, lang, sent=sent, refused=refused)
 
 
 @dataclass(frozen=True)
@@ -319,10 +374,14 @@ class HistoryEntry:
 def _history(layer: Layer, fid: int, lang: str) -> list[HistoryEntry]:
     """The feature's audit trail, newest first, with labels and values as the page shows them."""
     actions = {"insert": _("Created"), "update": _("Changed"), "delete": _("Deleted"), "restore": _("Restored")}
+    actions |= {"photo_add": _("Photo added"), "photo_delete": _("Photo deleted")}
     specs = {f.name: f for f in layer.fields}
     entries = []
     for entry in reversed(service().store.history(layer.id, fid)):
-        changes = [_change(specs.get(name), name, old, new, lang) for name, (old, new) in entry.changes.items()]
+        if entry.action.startswith("photo_"):  # the photo, its stage and caption; never a layer's field
+            changes = photos.history_changes(entry.changes)
+        else:
+            changes = [_change(specs.get(name), name, old, new, lang) for name, (old, new) in entry.changes.items()]
         actor = entry.actor if entry.actor_kind == "user" else f"{entry.actor} ({entry.actor_kind})"
         entries.append(HistoryEntry(_when(entry.at), actor, actions.get(entry.action, entry.action), changes))
     return entries

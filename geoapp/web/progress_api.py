@@ -2,8 +2,9 @@
 
 A thin adapter: the parameters are read and the rows selected by ``geoapp.core.progress``, the
 ledgers written by ``geoapp.core.ledger``. Public callers see the public fields, staff every field;
-the JSON answers carry an ETag (the layer's version, who may see what, today's date in the district,
-for what is overdue changes with it, and the query) and answer 304 to an If-None-Match that holds it.
+the JSON answers carry an ETag (the layer definitions' fingerprint, the layer's version, who may see what,
+today's date in the district, for what is overdue changes with it, and the query) and answer 304 to an
+If-None-Match that holds it.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def overview():
     versions = svc.reader.versions()
     on = progress.today(svc.clock, svc.timezone)
     layers = progress.campaign_layers(svc.registry)
-    tag = "-".join(["progress", *(str(versions[layer.id]) for layer in layers), vis, on.isoformat()])
+    tag = "-".join(
+        ["progress", svc.registry.fingerprint, *(str(versions[layer.id]) for layer in layers), vis, on.isoformat()]
+    )
     if (cached := _not_modified(tag)) is not None:
         return cached
     return _tagged(progress.overview(svc.reader, svc.registry, vis, on, progress.as_of(svc.clock)), tag)
@@ -77,7 +80,8 @@ def rows(layer_id: str):
     selection = progress.parse_selection(layer, request.args.to_dict(flat=False), visibility=vis)
     current_lang()  # a bad ?lang= is refused as everywhere
     on = progress.today(svc.clock, svc.timezone)
-    tag = f"rows-{layer_id}-{svc.reader.versions()[layer_id]}-{vis}-{on.isoformat()}-{_query_tag()}"
+    version = svc.reader.versions()[layer_id]
+    tag = f"rows-{layer_id}-{svc.registry.fingerprint}-{version}-{vis}-{on.isoformat()}-{_query_tag()}"
     if (cached := _not_modified(tag)) is not None:
         return cached
     matched = progress.select(svc.reader, layer, selection, vis, on)

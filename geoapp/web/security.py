@@ -42,7 +42,9 @@ def _caching(response) -> None:
     """``private, no-store`` for staff; ``Vary: Cookie, Authorization`` on whatever depends on who asks.
 
     Responses their view marks public (tiles, vendor assets) and the app's static files are the same for
-    everyone and keep their caching; so do the public's API answers (ETag), which vary by sign-in.
+    everyone and keep their caching; so do the public's API answers (ETag), which vary by sign-in. None of them
+    sets a cookie: the session is not refreshed on a public answer, and one that sets a cookie anyway (the
+    language, a changed session) is made private (``geoapp.web.i18n``, ``geoapp.web.auth._Sessions``).
     """
     if response.cache_control.public or request.endpoint == "static":
         return

@@ -112,7 +112,8 @@ def fetch(url: str, *, deadline: float, max_bytes: int = MAX_TILE_BYTES) -> tupl
         if declared not in IMAGE_TYPES:
             raise UpstreamError(f"upstream sent {declared or 'no content type'}, not an allowed image type")
         length = response.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
+        # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
+        if length is not None and length.isascii() and length.isdigit() and int(length) > max_bytes:
             raise UpstreamError(f"upstream announced {length} bytes, more than {max_bytes}")
         body = response.read(max_bytes + 1)
         if watchdog.fired:
