@@ -285,7 +285,9 @@ class Editor:
             "If-Match": f'"{version}"',
             "Content-Type": "application/json",
         }
-        body = orjson.dumps({"properties": {"status": new}})
+        # the bureau's rule: a fixed cover carries the date it was fixed (setting it back empties the date)
+        changes = {"status": new, **({"fixed_on": "2023-06-01"} if new == "fixed" else {})}
+        body = orjson.dumps({"properties": changes})
         status, data, elapsed = client.request("PATCH", feature_path(fid), body, headers)
         if status != 200:
             raise RuntimeError(f"PATCH {feature_path(fid)} on :{client.port}: HTTP {status}: {data[:300]!r}")

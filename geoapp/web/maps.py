@@ -301,6 +301,20 @@ def _base(
     return m
 
 
+#: where the maps open when the store has no district boundary
+DEMO_EXTENT = (113.27, 33.71, 113.33, 33.75)
+
+
+def _page_map(basemap_: Basemap, extent: list[float] | None, text: Mapping[str, str]):
+    """A map that fills its page, on the district's extent, with the full-screen button; and that extent."""
+    minx, miny, maxx, maxy = extent or DEMO_EXTENT
+    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
+    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
+        m
+    )
+    return m, (minx, miny, maxx, maxy)
+
+
 def one_map(
     registry: Registry,
     context: Mapping[str, dict],
@@ -324,11 +338,7 @@ def one_map(
     file, fetched once whole instead of the API per view; such a page has no search box and no
     archive links, which need the app.
     """
-    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
-    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
-    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
-        m
-    )
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
     folium.plugins.LocateControl(
         position="topleft",
         strings={"title": text["locate"], "popup": text["locatePopup"]},
@@ -446,7 +456,7 @@ def public_config(
     registry's order. Each layer carries its public popup fields only, and nothing of editing (no rules, hints,
     editors or archive links), whoever asks.
     """
-    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
+    minx, miny, maxx, maxy = extent or DEMO_EXTENT
     shown = dict(layers)
     yes_no = (text["yes"], text["no"])
     contexts = [
@@ -528,11 +538,7 @@ def flood_map(
     ``may_close`` and ``may_report`` (decided by the server from the caller's roles, never by the script)
     give popups the close/seal/reopen buttons and the manual depth report; ``csrf`` is sent with them.
     """
-    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
-    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
-    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
-        m
-    )
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
     ids = [*rules.monitored, rules.gauges.layer, rules.resources.layer]
     shown = [layer for layer in registry if layer.id in ids]
     groups: dict[str, folium.FeatureGroup] = {}
@@ -603,11 +609,7 @@ def progress_map(
     by the server from the caller's roles, never by the script) gives rows and popups an edit button; ``csrf``
     is sent with the changes.
     """
-    minx, miny, maxx, maxy = extent or (113.27, 33.71, 113.33, 33.75)
-    m = _base(basemap_, ((minx + maxx) / 2, (miny + maxy) / 2), 14, "100%")
-    folium.plugins.Fullscreen(position="topleft", title=text["fullscreen"], title_cancel=text["exitFullscreen"]).add_to(
-        m
-    )
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
     group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True, control=False)
     group.add_to(m)
     yes_no = (text["yes"], text["no"])

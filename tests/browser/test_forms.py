@@ -3,17 +3,14 @@ choose (已整治 needs 整治日期 and 拆后处理; the Chinese message names
 (the date is gone), and deletes a feature after confirming inside the popup (no browser dialog).
 
 One live server on its own copy of the demo district (GeoPackage: the rules themselves are checked on both
-backends in tests/test_rules.py); its hoardings' notes are declared ``multiline`` so the form shows a text
-area. The helpers are tests/browser/test_editing.py's.
+backends in tests/test_rules.py); the hoardings' notes are declared ``multiline`` (a text area in the form).
+The helpers are tests/browser/test_editing.py's.
 """
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from geoapp.config import PROJECT_ROOT
 from tests.browser.conftest import serve, sign_in
 from tests.browser.test_editing import (
     PASSWORD,
@@ -28,20 +25,14 @@ from tests.browser.test_editing import (
 from tests.conftest import stop_server
 
 HOARDINGS = "construction_hoardings"
-NOTES = "  - {name: notes, type: string, visibility: internal, label: {zh: 备注, en: Notes}}"
 
 
 @pytest.fixture(scope="module")
 def forms_site(tmp_path_factory, demo_copy, registry):
     root = tmp_path_factory.mktemp("forms")
-    layers = root / "layers"
-    shutil.copytree(PROJECT_ROOT / "layers", layers)
-    hoardings = layers / f"{HOARDINGS}.yaml"
-    definition = hoardings.read_text(encoding="utf-8")
-    assert NOTES in definition
-    hoardings.write_text(definition.replace(NOTES, NOTES[:-1] + ", multiline: true}"), "utf-8")
+    assert registry[HOARDINGS].field("notes").multiline  # the form shows a text area for it
     _add_users(demo_copy)
-    proc, base = serve(demo_copy, root / "gunicorn.log", GEOAPP_BASEMAP="none", GEOAPP_LAYERS=str(layers))
+    proc, base = serve(demo_copy, root / "gunicorn.log", GEOAPP_BASEMAP="none")
     yield base, _quiet_features(base, registry, HOARDINGS, "Polygon", 2)
     stop_server(proc)
 
