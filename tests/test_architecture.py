@@ -25,7 +25,7 @@ def _modules(*folders: str) -> list[str]:
     return out
 
 
-CORE = ["geoapp", "geoapp.errors", "geoapp.config", *_modules("core", "store")]
+CORE = ["geoapp", "geoapp.errors", "geoapp.config", *_modules("core", "store", "io")]
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -79,9 +79,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         api,
         auth,
         cli,
+        exports,
         feeds,
         flood_api,
         flood_pages,
+        imports,
+        ogc,
         pages,
         photos,
         progress,
@@ -102,6 +105,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(photos.bp)
+    app.register_blueprint(imports.bp)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(ogc.bp)
     tiles.init_app(app)
     cli.init_app(app)
     return app
