@@ -6,7 +6,9 @@ it, with a superuser ``geoapp`` and trust authentication on loopback only), or o
 server binaries are Debian's (``postgresql-15`` and ``postgresql-15-postgis-3``, which ``make test``
 installs). PostgreSQL refuses to run as root: as root, the cluster runs as the ``postgres`` user.
 
-Durability is traded for speed (``fsync=off``): this cluster holds test data only.
+Durability is traded for speed (``fsync=off``): this cluster holds test data only. The port of a running
+cluster is read from its ``postmaster.pid``. Two processes starting the same cluster at once must hold a lock
+around :func:`start` (``tests/backends.py`` does).
 """
 
 from __future__ import annotations
@@ -66,12 +68,35 @@ def _home(folder: Path) -> Path:
     return home
 
 
+def _pid_file(folder: Path) -> list[str]:
+    """The lines of the running server's ``postmaster.pid`` (none when there is no server)."""
+    try:
+        return (folder / "data" / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _running_port(folder: Path) -> int | None:
+    """The port of the server running under ``folder``, as it wrote it in ``postmaster.pid`` (line 1 its pid,
+    line 4 its port), or None when no server runs there (no file, or one left by a server that is gone)."""
+    lines = _pid_file(folder)
+    if len(lines) < 4 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
+        return None  # being written by a server starting now
+    try:
+        os.kill(int(lines[0]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return int(lines[3])
+
+
 def url(folder: Path, database: str = "postgres") -> str | None:
     """The URL of the cluster running under ``folder``, or None."""
-    port_file = folder / "port"
-    if not port_file.exists() or not (folder / "data" / "postmaster.pid").exists():
+    port = _running_port(folder)
+    if port is None:
         return None
-    return f"postgresql://{SUPERUSER}@127.0.0.1:{port_file.read_text().strip()}/{database}"
+    return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
 
 
 def start(folder: str | os.PathLike) -> str:
@@ -92,8 +117,7 @@ def start(folder: str | os.PathLike) -> str:
             [str(bindir() / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"],
             home,
         )
-    port = _free_port()
-    (folder / "port").write_text(str(port))
+    port = _free_port()  # the server writes it in postmaster.pid, where url() reads it
     options = (
         f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
@@ -109,11 +133,16 @@ def start(folder: str | os.PathLike) -> str:
 
 
 def _ready(folder: Path) -> bool:
-    port = (folder / "port").read_text().strip() if (folder / "port").exists() else ""
-    if not port:
+    """Whether the server under ``folder`` accepts connections: it says so on line 8 of ``postmaster.pid``
+    (``starting`` until then, when a connection is refused), and its port answers."""
+    port = _running_port(folder)
+    if port is None:
+        return False
+    lines = _pid_file(folder)
+    if len(lines) < 8 or lines[7].strip() != "ready":
         return False
     try:
-        with socket.create_connection(("127.0.0.1", int(port)), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
@@ -122,7 +151,7 @@ def _ready(folder: Path) -> bool:
 def stop(folder: str | os.PathLike) -> None:
     """Stop the cluster under ``folder`` if it runs (its data stays for the next start)."""
     folder = Path(folder).resolve()
-    if (folder / "data" / "postmaster.pid").exists():
+    if _running_port(folder) is not None:
         home = _home(folder)
         _as_owner([str(bindir() / "pg_ctl"), "-D", str(home / "data"), "-m", "fast", "-w", "stop"], home)
 

@@ -7,10 +7,17 @@ superuser: the tests create and drop databases). Each test that needs a store ge
 database, copied from a template (``CREATE DATABASE ... TEMPLATE``, a file copy). A copy takes about
 half a second, so the next copy of a template is made in a background thread while a test runs, and
 databases are dropped there too: a test waits only for what it uses.
+
+Several sessions share the one cluster: the pytest-xdist workers of a run, and any other run in the
+same checkout. Starting it and deciding to stop it happen under an exclusive lock (``start.lock``);
+each session holds ``sessions.lock`` shared while it uses the cluster, and the session ending last
+stops it. Every database a session makes is named after its process (``geoapp_test_<pid>_<uuid>``),
+so workers never collide, and a dead session's leftovers are dropped by the next to start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -39,10 +46,14 @@ class Postgres:
         self._spares: dict[str, Future] = {}
         given = os.environ.get("GEOAPP_TEST_POSTGRES")
         self.started = given is None
-        self.admin = given or pgcluster.start(CLUSTER)
-        if self.started:  # every session holds this lock shared; the last one to end stops the cluster
-            self._users = open(CLUSTER / "sessions.lock", "w")  # noqa: SIM115 (held for the session)
-            fcntl.flock(self._users, fcntl.LOCK_SH)
+        if self.started:
+            with _starting():  # two sessions starting the cluster at once would both run initdb and pg_ctl
+                self.admin = pgcluster.start(CLUSTER)
+                # every session holds this lock shared while it uses the cluster; the last one to end stops it
+                self._users = open(CLUSTER / "sessions.lock", "w")  # noqa: SIM115 (held for the session)
+                fcntl.flock(self._users, fcntl.LOCK_SH)
+        else:
+            self.admin = given
         for (name,) in self._execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)):
             if not _alive(name):  # left by a session that ended without cleaning up
                 self._drop(name)
@@ -83,12 +94,38 @@ class Postgres:
             self._background.submit(self._drop, name_of(spare.result()))
         self._background.shutdown(wait=True)
         if self.started:
-            fcntl.flock(self._users, fcntl.LOCK_UN)
-            try:
-                fcntl.flock(self._users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # another session still uses the cluster; it stops it
-            pgcluster.stop(CLUSTER)
+            with _starting():  # no session starts to use the cluster while this one decides to stop it
+                fcntl.flock(self._users, fcntl.LOCK_UN)
+                self._users.close()
+                _stop_if_unused()
+
+
+def stop_unused() -> None:
+    """Stop the test cluster if it runs and no session uses it: one left by a session that was killed (its
+    lock went with it). The pytest-xdist controller calls it at the end of a run."""
+    if os.environ.get("GEOAPP_TEST_POSTGRES") or pgcluster.url(CLUSTER) is None:
+        return
+    with _starting():
+        _stop_if_unused()
+
+
+@contextlib.contextmanager
+def _starting():
+    """The cluster's exclusive lock, held while it is started, or while a session decides to stop it."""
+    CLUSTER.mkdir(parents=True, exist_ok=True)
+    with open(CLUSTER / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _stop_if_unused() -> None:
+    """Stop the cluster unless a session holds ``sessions.lock`` (call with the start lock held)."""
+    with open(CLUSTER / "sessions.lock", "w") as users:
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another session still uses the cluster; it stops it
+        pgcluster.stop(CLUSTER)
 
 
 def _alive(database: str) -> bool:

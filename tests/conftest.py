@@ -21,11 +21,42 @@ from geoapp.core.layers import Registry
 from geoapp.store import create_store
 from geoapp.store.base import Actor
 from geoapp.web import create_app
-from tests.backends import Postgres
+from geoapp.web.auth import _instance_secret
+from tests.backends import Postgres, stop_unused
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
 #: every store backend; a module marked ``@pytest.mark.backends(*BACKENDS)`` runs on each, others on the first
 BACKENDS = ("gpkg", "postgis")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: ``-p no:xdist`` still loads this file
+def pytest_xdist_auto_num_workers(config) -> int:
+    """How many pytest-xdist workers ``-n auto`` (pyproject.toml's addopts) starts: two at most (most tests wait
+    on a subprocess, a browser or the database and use one core, and each worker builds its own demo district
+    and browser), and none when one file or test is named: a developer's single file starts at once.
+    ``-n 0`` runs serially, ``-n N`` runs N workers."""
+    if len(config.args) == 1 and (config.invocation_params.dir / config.args[0].split("::")[0]).is_file():
+        return 0
+    given = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")  # pytest-xdist's own override, kept
+    workers = int(given) if given.isdigit() else min(2, len(os.sched_getaffinity(0)))
+    return workers if workers > 1 else 0  # one worker is a serial run with extra start-up
+
+
+def _xdist_controller(config) -> bool:
+    """Whether this process hands tests to pytest-xdist workers (and runs none itself)."""
+    return not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no"
+
+
+def pytest_configure(config):
+    if _xdist_controller(config) and not os.environ.get("GEOAPP_SECRET_KEY"):
+        # the servers the tests start sign sessions with instance/secret_key: made once, before any worker
+        # starts one (creating it is safe against a race, but one key from the start is simplest)
+        _instance_secret(PROJECT_ROOT / "instance")
+
+
+def pytest_sessionfinish(session):
+    if _xdist_controller(session.config):
+        stop_unused()  # a cluster left by a worker that crashed; each worker's session stops it otherwise
 
 
 def pytest_generate_tests(metafunc):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import math
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -79,13 +81,22 @@ def init_app(app: Flask) -> None:
 
 
 def _instance_secret(instance: Path) -> str:
-    """A secret kept in the instance folder, so that every worker and restart signs sessions alike."""
+    """A secret kept in the instance folder, so that every worker and restart signs sessions alike.
+
+    Processes starting at once (servers, test workers) agree on one: each writes its candidate to a file of its
+    own and links it into place, which only the first may do (``os.link`` fails if the name exists); all then read
+    the one that won, always whole (it was complete before it had the name)."""
     path = instance / "secret_key"
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        fd, candidate = tempfile.mkstemp(dir=instance, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):  # another process's key won
+                os.link(candidate, path)
+        finally:
+            os.unlink(candidate)
     return path.read_text().strip()
 
 
