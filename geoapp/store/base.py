@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from geoapp.core.cql import Where
 from geoapp.core.layers import Registry
 from geoapp.errors import InvalidParameter
 
@@ -142,6 +143,7 @@ class Query:
     within: BaseGeometry | None = None  # lon/lat polygon
     filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # field -> accepted values
     after: int | None = None  # keyset paging in fid order: only features whose fid is greater
+    where: Where | None = None  # a CQL2 filter (geoapp.core.cql.parse), in storage lon/lat
 
     def __post_init__(self):
         if self.near and self.nearest:
@@ -334,6 +336,22 @@ class Store(ABC):
         actor: Actor,
     ) -> Feature:
         """Change some fields and/or the geometry; refuse with ``VersionConflict`` if stale."""
+
+    @abstractmethod
+    def apply_import(
+        self,
+        layer_id: str,
+        inserts: Sequence[tuple[Mapping[str, Any], BaseGeometry]],
+        updates: Sequence[tuple[int, int, Mapping[str, Any], BaseGeometry | None]] = (),
+        *,
+        replace: bool = False,
+        actor: Actor,
+        note: Mapping[str, Any] | None = None,
+    ) -> dict[str, int]:
+        """Write an import in one transaction, all or nothing: with ``replace`` delete (keep) every current feature,
+        apply ``updates`` (fid, expected version, changed fields, new geometry or None: version + 1), add
+        ``inserts``; one audit row per feature as the single writes have them, and one for the import (``note``).
+        Returns the counts: inserted, updated, deleted."""
 
     @abstractmethod
     def delete(self, layer_id: str, fid: int, *, expected_version: int, actor: Actor) -> None:

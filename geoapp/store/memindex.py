@@ -27,7 +27,7 @@ import rtree
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.core import encode
+from geoapp.core import cql, encode
 from geoapp.core.crs import STORAGE_CRS, lonlat_envelope, project, transformer
 from geoapp.core.layers import Layer
 from geoapp.store.base import (
@@ -102,6 +102,7 @@ class Base:
         self._json: dict[Visibility, np.ndarray] = {}
         self._codes: dict[str, tuple[np.ndarray, list]] = {}
         self._titles: np.ndarray | None = None
+        self._filtering: cql.Columns | None = None
         self._lock = threading.Lock()
         self.problems += self._vocabulary_problems()
 
@@ -136,6 +137,12 @@ class Base:
         codes, uniques = self.codes(name)
         wanted = [i for i, value in enumerate(uniques) if value in values]
         return np.flatnonzero(np.isin(codes, wanted)) if wanted else _EMPTY
+
+    def filtering(self) -> cql.Columns:
+        """The columns typed for CQL2 filters (converted on first use, kept with the base)."""
+        if self._filtering is None:
+            self._filtering = cql.Columns(self.layer, self.columns, self.geoms, self.tree)
+        return self._filtering
 
     def titles(self) -> np.ndarray:
         if self._titles is None:
@@ -335,6 +342,9 @@ class Snapshot:
         for name, values in query.filters.items():
             passing = base.passing(name, values)
             selected = passing if selected is None else np.intersect1d(selected, passing, assume_unique=True)
+        if query.where is not None:
+            passing = np.flatnonzero(base.filtering().mask(query.where))
+            selected = passing if selected is None else np.intersect1d(selected, passing, assume_unique=True)
         if selected is not None and len(self.hidden):
             selected = selected[~_members(selected, self.hidden)]
         return selected
@@ -350,6 +360,12 @@ class Snapshot:
             keep &= shapely.intersects(self.geoms, query.within)
         for name, values in query.filters.items():
             keep &= np.array([row.feature.properties.get(name) in values for row in self.rows], dtype=bool)
+        if query.where is not None:
+            columns = {
+                name: np.array([row.feature.properties.get(name) for row in self.rows], dtype=object)
+                for name in cql.properties(query.where)
+            }
+            keep &= cql.Columns(self.layer, columns, self.geoms).mask(query.where)
         return np.flatnonzero(keep)
 
     def match(self, query: Query) -> tuple[np.ndarray, np.ndarray | None]:

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
-from geoapp.core import encode
+from geoapp.core import cql, encode
 from geoapp.core.crs import STORAGE_CRS, STORAGE_SRS_ID, lonlat_envelope, project
 from geoapp.core.layers import FieldDef, Layer, Registry
 from geoapp.errors import StoreBusy, StoreError
@@ -572,6 +572,8 @@ class SQLReader(FeatureReader):
             column = f"{quote(name)}::text" if spec.type == "date" else quote(name)
             where.append(f"{column} = ANY(%s)")
             params.append(list(values))
+        if query.where is not None:
+            where.append(_cql_sql(layer, query.where, params))
         where.append("geom IS NOT NULL AND NOT ST_IsEmpty(geom)")
         return where, params
 
@@ -773,6 +775,57 @@ class SQLReader(FeatureReader):
             if not layer.context:
                 hits += [(miss, rank, fid, hit) for miss, fid, hit in self.search_layer(layer, needle, limit)]
         return [hit for *_, hit in sorted(hits, key=lambda h: h[:3])][:limit]
+
+
+_SPATIAL_SQL = {
+    "intersects": "ST_Intersects",
+    "disjoint": "ST_Disjoint",
+    "within": "ST_Within",
+    "contains": "ST_Contains",
+    "equals": "ST_Equals",
+    "touches": "ST_Touches",
+    "crosses": "ST_Crosses",
+    "overlaps": "ST_Overlaps",
+}
+
+
+def _cql_sql(layer: Layer, node: cql.Where, params: list[Any]) -> str:
+    """A CQL2 filter (``geoapp.core.cql``) as a SQL condition; its values are appended to ``params`` (bound, never
+    spliced in); text is ordered by code point (``COLLATE "C"``), as the in-memory reader orders it."""
+    if isinstance(node, cql.Const):
+        return "TRUE" if node.value else "FALSE"
+    if isinstance(node, cql.And | cql.Or):
+        joiner = " AND " if isinstance(node, cql.And) else " OR "
+        return "(" + joiner.join(_cql_sql(layer, item, params) for item in node.items) + ")"
+    if isinstance(node, cql.Not):
+        return f"(NOT {_cql_sql(layer, node.item, params)})"
+    if isinstance(node, cql.Spatial):
+        params.append(_wkb(node.geometry))
+        return f"{_SPATIAL_SQL[node.op]}(geom, ST_GeomFromWKB(%s, {STORAGE_SRS_ID}))"
+    spec = layer.field(node.name)
+    column = quote(spec.name)
+    cast = {"date": "::date", "integer": "::double precision", "number": "::double precision"}.get(spec.type, "")
+    if isinstance(node, cql.IsNull):
+        return f"{column} IS NULL"
+    if getattr(node, "casei", False):
+        column = f"translate({column}, '{cql.UPPER}', '{cql.UPPER.lower()}')"  # A-Z only, as cql.fold
+    if spec.type == "string":
+        column = f'{column} COLLATE "C"'
+    number = float if spec.type in ("integer", "number") else (lambda value: value)
+    if isinstance(node, cql.Compare):
+        params.append(number(node.value))
+        return f"{column} {node.op} %s{cast}"
+    if isinstance(node, cql.In):
+        params.append([number(value) for value in node.values])
+        array = {"date": "::date[]", "integer": "::double precision[]", "number": "::double precision[]"}
+        return f"{column} = ANY(%s{array.get(spec.type, '')})"
+    if isinstance(node, cql.Between):
+        params += [number(node.low), number(node.high)]
+        return f"{column} BETWEEN %s{cast} AND %s{cast}"
+    if isinstance(node, cql.Like):
+        params.append(node.pattern)
+        return f"{column} LIKE %s ESCAPE '\\'"
+    raise TypeError(f"not a filter node: {node!r}")
 
 
 def _version(conn: psycopg.Connection, layer_id: str) -> int:
