@@ -1,6 +1,6 @@
 """``python -m bench [options]``: the whole benchmark (:mod:`bench.suite`); ``python -m bench edits [options]``: the
 edits part alone (:mod:`bench.edits`); ``python -m bench scale [options]``: the scale figures per backend
-(:mod:`bench.scale`)."""
+(:mod:`bench.scale`); ``python -m bench imports``: a 100k-row CSV imported (:mod:`bench.imports`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import pygeoapi
 
         return pygeoapi.main(argv[1:])
+    if argv[:1] == ["imports"]:
+        # a 100k-row CSV imported into a copy of the demo store, beside a geopandas + pyogrio baseline
+        from bench import imports
+
+        return imports.main(argv[1:])
     if argv[:1] == ["scale"]:
         # the same: servers, wrk and the HTTP API only
         from bench import scale

@@ -94,6 +94,18 @@ SETTINGS = (
         "this large.",
     ),
     Setting(
+        "GEOAPP_IMPORT_MAX_MB",
+        "50",
+        "Largest file an administrator may upload on the import page (/admin/import), in MB; only that form takes "
+        "a body this large. A zip may inflate to at most 1 GB.",
+    ),
+    Setting(
+        "GEOAPP_IMPORT_MAX_ROWS",
+        "100000",
+        "Most rows (features) one import takes, on the page and on the command line; a larger file is refused "
+        "before it is checked.",
+    ),
+    Setting(
         "GEOAPP_BASE_URL",
         "",
         "Public address of the app (https://onemap.example.gov.cn): absolute links are built on it, whatever "

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -197,6 +198,78 @@ class Editing:
                 parameter="geometry",
                 text=text.in_batch(position),
             )
+
+    # -- imports (geoapp.io.importer plans them; this writes them, all or nothing) ------------------
+
+    def outside_district(self, geometries: Sequence[BaseGeometry | None]) -> np.ndarray:
+        """Per geometry, whether it lies outside the district and its margin: one projection for all of them.
+
+        A missing or empty geometry counts as inside (the validation says it is missing).
+        """
+        geoms = np.empty(len(geometries), dtype=object)
+        geoms[:] = list(geometries)
+        outside = np.zeros(len(geoms), dtype=bool)
+        area = self._district_area()
+        if area is None or not len(geoms):
+            return outside
+        present = np.array([isinstance(g, BaseGeometry) and not g.is_empty for g in geoms], dtype=bool)
+        if present.any():
+            with np.errstate(invalid="ignore"):
+                metric = project(geoms[present], STORAGE_CRS, self.store.metric_crs)
+            outside[present] = ~shapely.contains(area, metric)
+        return outside
+
+    def import_features(
+        self,
+        actor: Actor,
+        layer_id: str,
+        inserts: Sequence[tuple[Mapping[str, Any], BaseGeometry]],
+        updates: Sequence[tuple[int, int, Mapping[str, Any], BaseGeometry | None]] = (),
+        *,
+        replace: bool = False,
+        note: Mapping[str, Any] | None = None,
+    ) -> dict[str, int]:
+        """Write an import in one transaction: all of it or nothing.
+
+        ``inserts`` are (properties, geometry); ``updates`` are (fid, the version read, the fields the
+        file changes, a new geometry or None); ``replace`` first deletes every current feature (kept,
+        as a delete keeps them). The permission, the district rule and the closure rule are checked as
+        ``create_many`` and ``update`` check them, and an error names the first feature that does not
+        fit. ``note`` (file, mode, counts) becomes one audit row of the import itself. Returns the counts
+        written: inserted, updated, deleted.
+        """
+        layer = self._layer(layer_id)
+        permissions.require_edit(actor, layer)
+        many = len(inserts) > 1
+        for i, (properties, geometry) in enumerate(inserts):
+            if not isinstance(properties, Mapping):
+                raise InvalidParameter("properties must be an object of field values", parameter="properties")
+            if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
+                self._check_inside_district(layer, geometry, i if many else None)
+        geometries = [g for _, g in inserts] + [u[3] for u in updates if u[3] is not None]
+        outside = np.flatnonzero(self.outside_district(geometries))
+        if len(outside):
+            position = int(outside[0])
+            text = messages.message("outside_district", margin=DISTRICT_MARGIN_M)
+            raise InvalidFeature(
+                f"feature {position}: geometry lies outside the district (more than {DISTRICT_MARGIN_M} m beyond "
+                "its boundary)",
+                parameter="geometry",
+                text=text.in_batch(position),
+            )
+        owned, closed = self.closure_fields.get(layer_id, (None, None))
+        if owned:
+            for i, (properties, _) in enumerate(inserts):
+                if properties.get(owned) == closed:
+                    text = messages.message("closure_new", closed=_value_label(layer, owned, closed))
+                    raise InvalidFeature(
+                        f"feature {i}: a new feature cannot be {closed}; close it afterwards with a reason",
+                        parameter=owned,
+                        text=text.in_batch(i),
+                    )
+            for fid, _, properties, _ in updates:
+                self._check_closure_field(layer_id, fid, properties)
+        return self.store.apply_import(layer_id, inserts, updates, replace=replace, actor=actor, note=note)
 
 
 def _value_label(layer: Layer, name: str, value: str):

@@ -139,6 +139,31 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "要素 {position}：{message}",
         "en": "Feature {position}: {message}",
     },
+    # imports (geoapp.io.importer): what is wrong with a row of a file
+    "import_coordinate": {
+        "zh": "“{column}”须为数字坐标",
+        "en": "{column} must be a number (a coordinate)",
+    },
+    "import_wkt": {
+        "zh": "不是有效的 WKT 图形（如 POINT (113.3 33.7)）",
+        "en": "Not a valid WKT shape (such as POINT (113.3 33.7))",
+    },
+    "import_swapped": {
+        "zh": "经度和纬度似乎填反了：对调后位于本区内",
+        "en": "Longitude and latitude look swapped: swapped, the point lies in the district",
+    },
+    "import_key_missing": {
+        "zh": "用于匹配的“{label}”为空",
+        "en": "{label}, the key the rows are matched by, is empty",
+    },
+    "import_key_duplicate": {
+        "zh": "“{label}”与第 {other} 行重复",
+        "en": "{label} repeats row {other}",
+    },
+    "import_key_ambiguous": {
+        "zh": "“{label}”对应图层中的 {count} 个要素，无法确定更新哪一个",
+        "en": "{label} matches {count} features of the layer; which one to update is unclear",
+    },
 }
 
 #: how a list reads: every item (、 / ,) or alternatives (或 / or)

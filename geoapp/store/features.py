@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import shapely
 import sqlalchemy as sa
 from shapely.geometry.base import BaseGeometry
 
@@ -257,3 +258,126 @@ class FeatureSQL:
 
     def _restored(self, conn: Any, layer_id: str, geometry: BaseGeometry | None) -> None:
         """What a backend keeps besides when a feature comes back (the GeoPackage's extent)."""
+
+    # -- an import: many inserts, updates and deletes in one transaction ---------------------------
+
+    def apply_import(
+        self,
+        layer_id: str,
+        inserts: Sequence[tuple[Mapping[str, Any], BaseGeometry]],
+        updates: Sequence[tuple[int, int, Mapping[str, Any], BaseGeometry | None]] = (),
+        *,
+        replace: bool = False,
+        actor: Actor,
+        note: Mapping[str, Any] | None = None,
+    ) -> dict[str, int]:
+        layer = self._layer(layer_id)
+        records, geoms = ([], [])
+        if inserts:
+            records, geoms = prepare(layer, [p for p, _ in inserts], [g for _, g in inserts], self.metric_crs)
+        touched = list(geoms) + [u[3] for u in updates if u[3] is not None]
+        with self._write(layer_id, touched) as conn:
+            deleted = self._delete_all(conn, layer, actor) if replace else 0
+            updated = self._update_many(conn, layer, updates, actor) if updates else 0
+            inserted = self._insert_many_rows(conn, layer, records, geoms, actor) if records else 0
+            counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
+            if note is not None:
+                summary = {key: [None, v] for key, v in {**note, **counts}.items()}
+                audit_row(conn, self.dialect, actor, "import", layer_id, None, summary)
+        return counts
+
+    def _audit_many(self, conn: Any, actor: Actor, action: str, layer_id: str, rows: list[tuple[int, dict]]) -> None:
+        """Audit rows of many features at once (as ``audit_row`` writes each; a token's use is noted by the import's
+        own row)."""
+        m = self.mark
+        at = now()
+        sql = (
+            "INSERT INTO geoapp_audit (at, actor, actor_kind, action, layer, fid, changes, address) "
+            f"VALUES ({', '.join([m] * 8)})"
+        )
+        values = [
+            (at, actor.name, actor.kind, action, layer_id, fid, json.dumps(changes, ensure_ascii=False), actor.address)
+            for fid, changes in rows
+        ]
+        cursor = conn.cursor()
+        for start in range(0, len(values), 5000):
+            cursor.executemany(sql, values[start : start + 5000])
+
+    def _insert_many_rows(self, conn: Any, layer: Layer, records: list[dict], geoms, actor: Actor) -> int:
+        wkts = shapely.to_wkt(geoms, rounding_precision=-1)
+        audits = []
+        names = list(records[0])  # prepare gives every record the layer's fields, in order
+        columns = ", ".join(map(quote, ["geom", *names, VERSION_COLUMN]))
+        marks = ", ".join([self.geometry_in] + [self.mark] * (len(names) + 1))
+        sql = f"INSERT INTO {quote(layer.id)} ({columns}) VALUES ({marks}) RETURNING fid"
+        encode = self.encode_geometry
+        for record, geom, wkt in zip(records, geoms, wkts, strict=True):
+            fid = conn.execute(sql, [encode(geom), *(record[n] for n in names), 1]).fetchone()[0]
+            changes = {name: [None, v] for name, v in record.items() if v is not None}
+            changes["geometry"] = [None, wkt]
+            audits.append((fid, changes))
+        self._audit_many(conn, actor, "insert", layer.id, audits)
+        return len(audits)
+
+    def _update_many(self, conn: Any, layer: Layer, updates, actor: Actor) -> int:
+        fids = [int(u[0]) for u in updates]
+        current = {f.fid: f for f in self._rows(conn, layer, fids, lock=True)}
+        merged_records, merged_geoms, befores = [], [], []
+        for fid, expected, properties, geometry in updates:
+            before = current.get(int(fid))
+            if before is None:
+                raise NotFound(f"no feature {fid} in layer {layer.id}", parameter="fid")
+            if before.version != expected:
+                raise VersionConflict(
+                    f"feature {layer.id}/{fid} is at version {before.version}, not {expected}; "
+                    "it changed while the import was checked: check the file again",
+                    parameter="version",
+                )
+            merged = {f.name: before.properties[f.name] for f in layer.fields if not f.computed}
+            merged.update(properties)
+            merged_records.append(merged)
+            merged_geoms.append(before.geometry if geometry is None else geometry)
+            befores.append(before)
+        records, geoms = prepare(layer, merged_records, merged_geoms, self.metric_crs)
+        m = self.mark
+        audits, rows = [], []
+        sql = None
+        for before, record, geom in zip(befores, records, geoms, strict=True):
+            changes = {k: [before.properties.get(k), v] for k, v in record.items() if before.properties.get(k) != v}
+            if before.geometry is None or not geom.equals_exact(before.geometry, 0):
+                changes["geometry"] = [None if before.geometry is None else before.geometry.wkt, geom.wkt]
+            if not changes:
+                continue  # nothing to write, nothing to audit
+            if sql is None:
+                assignments = ", ".join([f"geom = {self.geometry_in}", *(f"{quote(n)} = {m}" for n in record)])
+                sql = f"UPDATE {quote(layer.id)} SET {assignments}, {quote(VERSION_COLUMN)} = {m} WHERE fid = {m}"
+            rows.append([self.encode_geometry(geom), *record.values(), before.version + 1, before.fid])
+            audits.append((before.fid, changes))
+        if rows:
+            conn.cursor().executemany(sql, rows)
+        self._audit_many(conn, actor, "update", layer.id, audits)
+        return len(audits)
+
+    def _delete_all(self, conn: Any, layer: Layer, actor: Actor) -> int:
+        """Delete every feature of the layer, each kept in ``geoapp_deleted`` as ``delete`` keeps it."""
+        table = quote(layer.id)
+        fids = [row[0] for row in conn.execute(f"SELECT fid FROM {table} ORDER BY fid")]
+        if not fids:
+            return 0
+        m = self.mark
+        conn.execute(f"DELETE FROM geoapp_deleted WHERE layer = {m} AND fid IN (SELECT fid FROM {table})", (layer.id,))
+        at = now()
+        kept, audits = [], []
+        for feature in self._rows(conn, layer, fids):
+            geom = b"" if feature.geometry is None else self.encode_geometry(feature.geometry)
+            props = json.dumps(feature.properties, ensure_ascii=False)
+            kept.append((layer.id, feature.fid, feature.version, geom, props, at, actor.name))
+            audits.append((feature.fid, {"version": [feature.version, None]}))
+        sql = (
+            "INSERT INTO geoapp_deleted (layer, fid, version, geom, properties, deleted_at, deleted_by) "
+            f"VALUES ({', '.join([m] * 7)})"
+        )
+        conn.cursor().executemany(sql, kept)
+        conn.execute(f"DELETE FROM {table}")
+        self._audit_many(conn, actor, "delete", layer.id, audits)
+        return len(audits)

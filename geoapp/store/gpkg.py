@@ -131,6 +131,9 @@ def _bounds(blob: bytes | None) -> tuple[float, float, float, float] | None:
     if (blob[3] >> 1) & 0b111:
         minx, maxx, miny, maxy = struct.unpack_from("<4d", blob, 8)
         return minx, miny, maxx, maxy
+    if len(blob) == 29 and blob[8:13] == b"\x01\x01\x00\x00\x00":  # a little-endian 2D point: read as it is
+        x, y = struct.unpack_from("<2d", blob, 13)
+        return x, y, x, y
     return shapely.from_wkb(_wkb(blob)).bounds
 
 

@@ -32,15 +32,13 @@ from geoapp.core.query import parse_fid
 from geoapp.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geoapp.store.photos import Photo
 from geoapp.web import auth, service
-from geoapp.web.access import caller, staff
+from geoapp.web.access import allow_upload, caller, staff
 from geoapp.web.i18n import current_lang
 
 bp = Blueprint("photos", __name__)
 
 #: the routes that take a photo, and so a larger body
 UPLOADS = ("photos.upload", "photos.upload_form")
-#: room in an upload's body beyond the photo: the multipart boundaries, stage, caption and CSRF token
-FORM_ROOM = 64 * 1024
 #: how long anyone may keep a public photo (a deleted one stops being served by the app at once)
 PUBLIC_MAX_AGE = 600
 _FORM_FIELDS = ("stage", "caption", "csrf_token")
@@ -76,10 +74,7 @@ def _upload_limit(endpoint: str | None, values: dict | None) -> None:
     layer_id = (values or {}).get("layer_id")
     if layer_id not in registry or not permissions.may_edit(auth.principal(), registry[layer_id]):
         return
-    limit = max_bytes() + FORM_ROOM
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large()
-    request.max_content_length = limit
+    allow_upload(max_bytes(), _too_large)
 
 
 def _too_large() -> PayloadTooLarge:
