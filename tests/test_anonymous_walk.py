@@ -22,9 +22,11 @@ import datetime as dt
 import io
 import json
 import re
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import openpyxl
@@ -39,6 +41,7 @@ from werkzeug.routing import Map, Rule
 from geoapp.core import ledger, report, report_files
 from geoapp.core.accounts import LoginPolicy, new_token
 from geoapp.core.query import MAX_LIMIT
+from geoapp.io import exporter
 from geoapp.store.base import Query
 from geoapp.web import create_app
 from tests.conftest import CHEAP_ARGON2, SETUP, Clock, demo_copy_in, login
@@ -244,7 +247,8 @@ def _argument_values(site: Site, rule) -> list[dict[str, object]] | None:
         out.append({"layer_id": site.deleted[0], "fid": site.deleted[1]})  # a deleted feature: gone for the public
         return out
     if names == {"layer_id", "fmt"}:
-        return [{"layer_id": layer, "fmt": fmt} for layer in layers for fmt in ledger.FORMATS]
+        formats = exporter.FORMATS if rule.endpoint == "exports.export" else ledger.FORMATS
+        return [{"layer_id": layer, "fmt": fmt} for layer in layers for fmt in formats]
     if names == {"photo_id"}:
         return [{"photo_id": photo} for photo in site.photos.values()]
     if names == {"key"}:
@@ -422,6 +426,34 @@ def _cells_into(rows, seen: Seen) -> None:
             seen.keys.add(text.strip())
 
 
+def _gis_into(data: bytes, mimetype: str, seen: Seen) -> None:
+    """A GIS file read back by GDAL: its column names, values and layer description; a zip's members too (each
+    Shapefile, and the text files beside them)."""
+    import pyogrio
+
+    with tempfile.TemporaryDirectory() as folder:
+        suffix = {"application/zip": ".zip", "application/vnd.flatgeobuf": ".fgb"}.get(mimetype, ".gpkg")
+        path = Path(folder) / f"export{suffix}"
+        path.write_bytes(data)
+        sources = [str(path)]
+        if mimetype == "application/zip":
+            with zipfile.ZipFile(path) as archive:
+                for name in archive.namelist():
+                    if name.endswith(".shp"):
+                        sources = [f"/vsizip/{path}/{name}" for name in archive.namelist() if name.endswith(".shp")]
+                    elif name.endswith((".csv", ".txt")):
+                        text = archive.read(name).decode("utf-8-sig")
+                        seen.text.append(text)
+                        _cells_into(csv.reader(io.StringIO(text)), seen)
+        for source in sources:
+            for layer_name, _ in pyogrio.list_layers(source):
+                info = pyogrio.read_info(source, layer=layer_name)
+                seen.text.append(str(info.get("layer_metadata") or "") + str(info.get("dataset_metadata") or ""))
+                seen.keys.update(str(name) for name in info["fields"])
+                frame = pyogrio.read_dataframe(source, layer=layer_name, read_geometry=False)
+                _cells_into(frame.itertuples(index=False), seen)
+
+
 def read(response) -> Seen | None:
     """What a response shows the public; None for an image (its bytes are not text)."""
     seen = Seen()
@@ -429,7 +461,7 @@ def read(response) -> Seen | None:
     data = response.get_data()
     if mimetype.startswith("image/"):
         return None
-    if mimetype in ("application/json", "application/geo+json"):
+    if mimetype in ("application/json", "application/geo+json") or mimetype.endswith("+json"):  # OpenAPI, schema
         _json_into(json.loads(data), seen)
         seen.text.append(data.decode())
     elif mimetype == "text/html":
@@ -464,6 +496,8 @@ def read(response) -> Seen | None:
         for line in text.splitlines():
             for cell in line.strip().strip("|").split("|") if line.lstrip().startswith("|") else [line]:
                 seen.labels.add(_label_of(cell.strip("#*- ")))
+    elif mimetype in ("application/geopackage+sqlite3", "application/vnd.flatgeobuf", "application/zip"):
+        _gis_into(data, mimetype, seen)
     elif not data:
         pass
     else:

@@ -82,7 +82,8 @@ def _css_refs(css: str) -> list[str]:
 
 def _module_imports(js: str) -> list[str]:
     """What an ES module imports: ``import ... from "x"``, ``import "x"`` and ``import("x")``."""
-    return re.findall(r"""(?:\bfrom|\bimport)\s*\(?\s*["']([^"']+)["']""", js)
+    # "from" followed by a space (not `["from", "to"]`); a specifier is on one line
+    return re.findall(r"""(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)["']([^"'\n]+)["']""", js)
 
 
 def _served(client, url: str) -> list[str]:

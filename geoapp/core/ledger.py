@@ -248,6 +248,16 @@ def _cell(ws, value: Any, *, bold: bool = False, wrap: bool = False) -> WriteOnl
     return cell
 
 
+def _body_cell(ws, value: Any):
+    """A cell of the table as cheaply as it can be written: text (neutralised, so it never starts with ``=`` and
+    openpyxl keeps it text), numbers and blanks as they are; only dates need a cell with their format."""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, dt.date):
+        return _cell(ws, value)
+    return value
+
+
 def xlsx(table: list[list[Any]], title: str, about: list[tuple[str, Any]], lang: str) -> bytes:
     """A workbook: the table on a sheet named ``title`` (header bold, frozen, with an autofilter; columns wide
     enough for their text), and a second sheet saying what the export is."""
@@ -264,7 +274,7 @@ def xlsx(table: list[list[Any]], title: str, about: list[tuple[str, Any]], lang:
     ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(table)}"
     ws.append([_cell(ws, h, bold=True) for h in header])
     for values in body:
-        ws.append([_cell(ws, v) for v in values])
+        ws.append([_body_cell(ws, v) for v in values])
 
     info = wb.create_sheet(_sheet_title(word("about", lang)))
     info.column_dimensions["A"].width = 14

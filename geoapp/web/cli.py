@@ -335,3 +335,153 @@ def _cell(value) -> str | int | float:
     if not isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # starts with [ or {, or is true/false: never a formula
     return f"'{value}" if value.startswith(FORMULA_START) else value
+
+
+@geoapp_cli.command("export")
+@click.option("--layer", "layer_id", required=True, help="The layer to export (see `geoapp layers`).")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["geojson", "gpkg", "shp", "csv", "xlsx", "kml", "fgb"]),
+    help="The file format (shp: a zip of Shapefiles with .prj, .cpg and fields.csv).",
+)
+@click.option("--crs", help="Output coordinate system: EPSG:n, gcj02 or bd09 (default EPSG:4326, WGS84).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write (default: <layer>_<YYYYMMDD-HHMM>.<ext> in this folder).",
+)
+@click.option("--where", "where", multiple=True, metavar="FIELD=VALUE", help="Exact field value; repeatable.")
+@click.option("--bbox", help="minlon,minlat,maxlon,maxlat in degrees (WGS84).")
+@click.option("--public", is_flag=True, help="Only the public fields, as an anonymous download has them.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="Labels' language.")
+def export_command(
+    layer_id: str,
+    fmt: str,
+    crs: str | None,
+    output: Path | None,
+    where: tuple[str, ...],
+    bbox: str | None,
+    public: bool,
+    lang: str,
+) -> None:
+    """Write every feature of a layer that the filters match as a file (the features API's filters)."""
+    from geoapp.core.query import features_request
+    from geoapp.io import exporter
+
+    svc = service()
+    layer = svc.registry.require(layer_id)
+    args: dict[str, list[str]] = {}
+    for condition in where:
+        name, sep, value = condition.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{condition!r} is not FIELD=VALUE", param_hint="--where")
+        if name in args:  # the same field twice: either value, for a field with allowed values
+            if name not in {f.name for f in layer.fields if f.values is not None}:
+                raise click.BadParameter(f"{name} given twice: only a field with allowed values takes several")
+            args[name] = [f"{args[name][0]},{value}"]
+        else:
+            args[name] = [value]
+    if bbox:
+        args["bbox"] = [bbox]
+    vis = "public" if public else "internal"
+    made = exporter.export(
+        svc.reader,
+        svc.registry,
+        layer.id,
+        features_request(svc.reader, layer, args, visibility=vis).query,
+        fmt=fmt,
+        crs=exporter.output_crs(crs, fmt),
+        visibility=vis,
+        lang=lang,
+        timezone=svc.timezone,
+        clock=svc.clock,
+        synthetic=svc.store.synthetic,
+    )
+    target = output or Path(made.fallback)
+    target.write_bytes(made.content)
+    click.echo(f"wrote {made.count} features of {layer.id} ({fmt}, {vis} fields) to {target}", err=True)
+
+
+@geoapp_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layer", "layer_id", required=True, help="The layer to import into (see `geoapp layers`).")
+@click.option("--crs", help="The file's coordinate system: EPSG:n, gcj02 (Amap) or bd09 (Baidu); default: its own.")
+@click.option("--encoding", help="The text encoding of a CSV or of a Shapefile without .cpg (UTF-8, GBK, GB18030).")
+@click.option(
+    "--mode",
+    type=click.Choice(["append", "replace", "upsert"]),
+    default="append",
+    show_default=True,
+    help="append: add every row; replace: delete the layer's features first; upsert: update rows whose --key matches.",
+)
+@click.option("--key", help="With --mode upsert: the field whose value matches a row to a feature.")
+@click.option("--column", "columns", multiple=True, metavar="HEADER=FIELD", help="Map a header to a field; repeatable.")
+@click.option("--source-layer", help="The table of a GeoPackage or the sheet of a workbook (default: the only one).")
+@click.option("--dry-run", is_flag=True, help="Check the file and print the report; write nothing.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="The report's language.")
+def import_command(
+    file: Path,
+    layer_id: str,
+    crs: str | None,
+    encoding: str | None,
+    mode: str,
+    key: str | None,
+    columns: tuple[str, ...],
+    source_layer: str | None,
+    dry_run: bool,
+    lang: str,
+) -> None:
+    """Import a GeoJSON, GeoPackage, zipped Shapefile, CSV, XLSX or KML file into a layer: all rows or none."""
+    from flask import current_app
+
+    from geoapp import config
+    from geoapp.io import importer
+
+    svc = service()
+    options = importer.Options(
+        layer=layer_id,
+        mode=mode,
+        key=key,
+        crs=crs,
+        encoding=encoding,
+        columns=importer.parse_columns(columns),
+        source_layer=source_layer,
+    )
+    with _ImportProgress(file) as progress:
+        try:
+            rows = int(config.number(current_app.config, "GEOAPP_IMPORT_MAX_ROWS", minimum=1, integer=True))
+            report = importer.run(file, svc.editing, CLI, options, dry_run=dry_run, max_rows=rows, progress=progress)
+        except GeoappError as exc:
+            raise click.ClickException(exc.message_in(lang)) from None
+    click.echo(report.text(lang))
+    if not report.ok:
+        sys.exit(1)
+
+
+class _ImportProgress:
+    """A tqdm bar on standard error while an import reads, checks and writes (a terminal, or a large file)."""
+
+    LARGE = 5 * 1024 * 1024
+
+    def __init__(self, file: Path):
+        self.show = sys.stderr.isatty() or file.stat().st_size > self.LARGE
+        self.bar = None
+
+    def __enter__(self):
+        return self if self.show else None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=3 * max(total, 1), unit="row", file=sys.stderr, desc="import", leave=False)
+        steps = {"read": 0, "check": 1, "write": 2}
+        self.bar.set_description(stage)
+        self.bar.n = steps.get(stage, 0) * max(total, 1) + done
+        self.bar.refresh()
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -272,7 +272,7 @@ def test_the_one_map_on_a_phone_for_a_signed_in_planner(browser, live_server, sh
     everything = _legend_layers(page)
     assert "grid_cells" in everything
     page.locator(".leaflet-control-layers .geoapp-fold-toggle").tap()
-    page.locator(".leaflet-control-layers").get_by_text("单元网格").tap()
+    page.locator(".leaflet-control-layers").get_by_role("checkbox", name="单元网格").tap()
     page.wait_for_function("() => document.querySelector('.geoapp-legend-layer[data-layer=grid_cells]').hidden")
     assert _legend_layers(page) == [layer for layer in everything if layer != "grid_cells"]
     page.locator(".leaflet-control-layers .geoapp-fold-toggle").tap()

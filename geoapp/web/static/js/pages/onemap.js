@@ -7,6 +7,7 @@
 import { Api } from "../lib/api.js";
 import { boot } from "../lib/boot.js";
 import { baseControls, contextLayers, firstView } from "../map/base.js";
+import { downloadControl } from "../map/download.js";
 import { apiLayers, layerDef } from "../map/layers.js";
 import { legendControl } from "../map/legend.js";
 import { measureControl } from "../map/measure.js";
@@ -49,6 +50,7 @@ async function onemap(map, groups, cfg) {
   foldable(map, legend.getContainer(), { label: text.legend, iconName: "legend" });
 
   firstView(map, cfg, shift);
+  downloadControl(page, defs); // under the layer list: a layer as a file (templates/map.html)
   refreshAll();
   let drawing = null;
   if (defs.some((l) => l.editable) && window.L.PM) {
