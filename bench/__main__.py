@@ -1,6 +1,7 @@
 """``python -m bench [options]``: the whole benchmark (:mod:`bench.suite`); ``python -m bench edits [options]``: the
 edits part alone (:mod:`bench.edits`); ``python -m bench scale [options]``: the scale figures per backend
-(:mod:`bench.scale`); ``python -m bench imports``: a 100k-row CSV imported (:mod:`bench.imports`)."""
+(:mod:`bench.scale`); ``python -m bench imports``: a 100k-row CSV imported (:mod:`bench.imports`);
+``python -m bench exports``: a 100k-feature layer exported in every format (:mod:`bench.exports`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import imports
 
         return imports.main(argv[1:])
+    if argv[:1] == ["exports"]:
+        # the same store with 100k more covers, exported in each format beside a geopandas + pyogrio baseline
+        from bench import exports
+
+        return exports.main(argv[1:])
     if argv[:1] == ["scale"]:
         # the same: servers, wrk and the HTTP API only
         from bench import scale

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 
 from flask import Blueprint, Response, request
+from flask_babel import gettext as _
 
 from geoapp.core.crs import parse_crs
 from geoapp.core.query import features_request
@@ -45,10 +46,13 @@ def _choices() -> dict:
 
     def export_choices() -> dict:
         metric = parse_crs(service().store.metric_crs)
-        codes = [parse_crs("EPSG:4326"), parse_crs("EPSG:4490"), metric]
         return {
             "formats": [(name, form.title) for name, form in exporter.FORMATS.items()],
-            "crs": [(crs.code, f"{crs.code} {crs.name}") for crs in codes],
+            "crs": [
+                ("EPSG:4326", _("WGS84 longitude/latitude (EPSG:4326, GPS)")),
+                ("EPSG:4490", _("CGCS2000 longitude/latitude (EPSG:4490)")),
+                (metric.code, _("%(name)s, metres (%(code)s)", name=metric.name, code=metric.code)),
+            ],
         }
 
     return {"export_choices": export_choices}

@@ -315,3 +315,53 @@ def test_on_a_phone_the_layers_and_the_legend_fold_and_no_control_covers_another
     assert [pair for pair in _overlapping({**boxes, "popup": settled}) if "popup" in pair] == []
     assert phone.console_errors == [] and phone.outside == []
     context.close()
+
+
+def test_the_download_section_gives_the_layer_or_the_view_as_a_gis_file(live_server, zh, shots, registry, tmp_path):
+    import pyogrio
+
+    layer = registry["construction_hoardings"]
+    page = _open(zh, f"{live_server}/")
+    section = page.locator("details.geoapp-download")
+    section.locator("summary").click()
+    section.locator("select[name=layer]").select_option(layer.id)
+    section.locator("select[name=format]").select_option("gpkg")
+    section.locator("select[name=crs]").select_option("EPSG:4547")
+    zh.screenshot(shots, "onemap-download")
+    assert section.locator("a.geoapp-download-link").is_visible()
+
+    def download(name: str):
+        with page.expect_download() as info:
+            section.locator("a.geoapp-download-link").click()
+        path = tmp_path / name
+        info.value.save_as(path)
+        assert info.value.suggested_filename.startswith(layer.title("zh"))
+        return pyogrio.read_dataframe(path)
+
+    # the whole layer, in Gauss-Kruger metres, with the public fields only and the Chinese text intact
+    everything = _api(live_server, f"/api/layers/{layer.id}/features?limit=1000")
+    frame = download("all.gpkg")
+    assert len(frame) == everything["numberMatched"] == len(everything["features"])
+    assert frame.crs.to_epsg() == 4547
+    assert set(frame.columns) - {"geometry"} <= {"fid", *(f.name for f in layer.visible_fields(False))}
+    title = layer.title_field
+    names = sorted(str(f["properties"][title]) for f in everything["features"])
+    assert sorted(frame[title].astype(str)) == names and any("\u4e00" <= c <= "\u9fff" for c in "".join(names))
+    assert 3_000_000 < frame.geometry.centroid.y.min() < 4_500_000  # northings in metres, not degrees
+
+    # KML is WGS84 by its specification: choosing it sets the coordinates and locks them
+    section.locator("select[name=format]").select_option("kml")
+    assert section.locator("select[name=crs]").input_value() == "EPSG:4326"
+    assert section.locator("select[name=crs]").is_disabled()
+
+    # only what the map shows: a smaller view, the link follows it, the file holds what the API matches there
+    section.locator("select[name=format]").select_option("geojson")
+    page.evaluate("() => { const map = window.geoapp.state.map; map.setZoom(map.getZoom() + 2, {animate: false}); }")
+    section.locator("input[name=in_view]").check()
+    href = section.locator("a.geoapp-download-link").get_attribute("href")
+    bbox = parse_qs(urlsplit(href).query)["bbox"][0]
+    inside = _api(live_server, f"/api/layers/{layer.id}/features?limit=1000&bbox={bbox}")
+    assert 0 < inside["numberMatched"] < everything["numberMatched"]
+    frame = download("view.geojson")
+    assert sorted(frame[title].astype(str)) == sorted(str(f["properties"][title]) for f in inside["features"])
+    assert zh.console_errors == []
