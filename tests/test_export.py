@@ -1,19 +1,21 @@
 """Exports (issue #11, part 3): every format read back by another reader (pyogrio/GDAL, openpyxl, csv, json) with
-the store's features for the filter, counted independently on the GeoPackage store file; Chinese and hostile text
-intact; Shapefile .prj/.cpg, short names and one .shp per geometry family; output CRS (GCJ-02, EPSG:4547) and KML
-refusing another; public fields only for the public; the CLI."""
+the store's features for the filter, counted independently on the store itself (GDAL reading the GeoPackage file, SQL
+on the PostGIS table); Chinese and hostile text intact; Shapefile .prj/.cpg, short names and one .shp per geometry
+family; output CRS (GCJ-02, EPSG:4547) and KML refusing another; public fields only for the public; the CLI; on
+both backends."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import shutil
 import zipfile
 from urllib.parse import quote
 
+import geopandas as gpd
 import numpy as np
 import openpyxl
+import psycopg
 import pyogrio
 import pytest
 import shapely
@@ -28,7 +30,9 @@ from geoapp.io import exporter
 from geoapp.store.base import Query
 from geoapp.web import create_app
 from geoapp.web.cli import CLI, export_command
-from tests.conftest import CHEAP_ARGON2, SETUP, Clock, login
+from tests.conftest import CHEAP_ARGON2, SETUP, Clock, demo_copy_in, login
+
+pytestmark = pytest.mark.backends("gpkg", "postgis")
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC, 2023-11-15 06:13 in Asia/Shanghai
 LAYER = "construction_hoardings"
@@ -39,12 +43,15 @@ FORMATS = tuple(exporter.FORMATS)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, demo_gpkg, password_hash):
+def env(backend, request, tmp_path_factory, password_hash):
     """An app on a copy of the demo district with one hostile hoarding (removed, an internal contractor and note)
-    and one hostile waterlogging point; yields the app, the store file, a planner's client and the new fids."""
-    folder = tmp_path_factory.mktemp("export")
-    path = folder / "geoapp.gpkg"
-    shutil.copy(demo_gpkg, path)
+    and one hostile waterlogging point; yields the app, the store (file or URL), a planner's client and the new
+    fids."""
+    with demo_copy_in(backend, tmp_path_factory.mktemp("export"), request) as database:
+        yield from _env(database, password_hash)
+
+
+def _env(path, password_hash):
     clock = Clock(NOW)
     app = create_app(
         {
@@ -94,8 +101,17 @@ def anonymous(env):
 
 @pytest.fixture(scope="module")
 def stored(env):
-    """The hoardings as GDAL reads the store file itself (the independent count)."""
-    return pyogrio.read_dataframe(env[1], layer=LAYER, fid_as_index=True)
+    """The hoardings as the store holds them, read without the app (the independent count): GDAL on the
+    GeoPackage file, SQL on the PostGIS table (its current features: deleted ones are kept in another table)."""
+    database = env[1]
+    if not str(database).startswith("postgresql"):
+        return pyogrio.read_dataframe(database, layer=LAYER, fid_as_index=True)
+    with psycopg.connect(str(database)) as conn:
+        cursor = conn.execute(f'SELECT *, ST_AsBinary(geom) AS wkb FROM "{LAYER}" ORDER BY fid')
+        names = [column.name for column in cursor.description]
+        frame = gpd.GeoDataFrame.from_records(cursor.fetchall(), columns=names, index="fid")
+    frame = frame.drop(columns="geom")
+    return frame.set_geometry(gpd.GeoSeries.from_wkb(frame.pop("wkb").map(bytes), index=frame.index, crs=4326))
 
 
 def _get(client, url: str):
