@@ -244,6 +244,20 @@ def test_csv_in_gbk_needs_its_encoding(app, svc, tmp_path):
     assert by_code(svc)["4199010110900901"].properties["road"] == "建设路"
 
 
+def test_a_row_with_a_bad_value_and_swapped_coordinates_is_told_both(app, svc, tmp_path):
+    path = tmp_path / "two_problems.csv"
+    path.write_text(
+        "部件编码,井盖类别,所在道路,经度,纬度\n4199010110900921,污水,建设路,113.3,33.73\n"
+        "4199010110900922,火星,建设路,33.731,113.301\n",
+        encoding="utf-8",
+    )
+    refused = run(app, path, "--layer", "manhole_covers", "--lang", "en")
+    assert refused.exit_code != 0 and "2 problem(s) in 1 row(s)" in refused.output, refused.output
+    row3 = [line for line in refused.output.splitlines() if "row 3" in line]
+    assert any("火星" in line for line in row3) and any("swapped" in line for line in row3), refused.output
+    assert "4199010110900921" not in by_code(svc)  # nothing written
+
+
 def test_a_missing_required_column_and_a_mapping(app, svc, tmp_path):
     path = tmp_path / "mapped.csv"
     path.write_text("井号,类别,lng,lat\n4199010110900911,雨水,113.3,33.73\n", encoding="utf-8")

@@ -185,7 +185,7 @@ class Report:
             if zh:
                 lines.append(f"有问题 {self.problem_count} 处（{self.bad_rows} 行），未写入任何数据：")
             else:
-                lines.append(f"{self.problem_count} problems in {self.bad_rows} rows; nothing was written:")
+                lines.append(f"{self.problem_count} problem(s) in {self.bad_rows} row(s); nothing was written:")
             for p in self.problems:
                 where = (
                     (f"第 {p.row} 行" if zh else f"row {p.row}") if p.row is not None else ("文件" if zh else "file")
@@ -582,9 +582,10 @@ def check(
     geoms = _geometries(source, cols, given_crs, report, bad) if geometry_given else np.full(n, None, dtype=object)
     if report.crs is None and not geometry_given:
         report.crs_origin = "no coordinates in the file"
+    unplaced = bad.copy()  # rows whose coordinates could not be read: no district check (their other cells are)
     records = _records(source, cols, report, bad)
     _fix_types(layer, geoms)
-    _district(editing, layer, source, cols, geoms, report, bad)
+    _district(editing, layer, source, cols, geoms, report, bad, unplaced)
     if progress:
         progress("check", n // 2, n)
     plan = Plan(report, replace=options.mode == "replace")
@@ -818,9 +819,10 @@ def _fix_types(layer: Layer, geoms: np.ndarray) -> None:
             }[kind]([g])
 
 
-def _district(editing: Editing, layer: Layer, source, cols: Columns, geoms, report: Report, bad) -> None:
-    """The district rule for every row at once; an outside point that fits once swapped is said to be swapped."""
-    outside = np.flatnonzero(editing.outside_district(geoms) & ~bad)
+def _district(editing: Editing, layer: Layer, source, cols: Columns, geoms, report: Report, bad, unplaced) -> None:
+    """The district rule for every row at once, but those in ``unplaced`` (a row with a bad value is checked too, so
+    that the report names all its problems); an outside point that fits once swapped is said to be swapped."""
+    outside = np.flatnonzero(editing.outside_district(geoms) & ~unplaced)
     if not len(outside):
         return
     swapped = np.empty(len(outside), dtype=object)
