@@ -179,6 +179,10 @@ def test_bad_options_come_back_on_the_form(site, admin):
     assert answer.status_code == 400
     html = answer.get_data(as_text=True)
     assert "EPSG:99999" in html and 'name="file"' in html  # the form again, with what was wrong
+    # no layer chosen (the form starts with none, so that nothing goes into the first by mistake)
+    assert 'value="" disabled selected' in client.get("/admin/import").get_data(as_text=True)
+    unchosen = upload(client, token, GOOD.encode(), layer="")
+    assert unchosen.status_code == 400 and 'name="file"' in unchosen.get_data(as_text=True)
     script = upload(client, token, GOOD.encode(), name="<script>alert(1)</script>.csv")
     assert "<script>alert(1)" not in script.get_data(as_text=True)
 

@@ -139,8 +139,15 @@ def _options(form) -> importer.Options:
     if text("columns"):
         pairs = [p for p in text("columns").replace("；", ";").replace("\n", ";").split(";") if p.strip()]
         columns = importer.parse_columns(pairs)
+    layer = text("layer") or ""
+    if layer not in service().registry:  # a form's choice, not a URL: 400 with the form, not 404
+        raise InvalidParameter(
+            f"layer: choose one of the layers ({layer[:40]!r} is none)",
+            parameter="layer",
+            text=Words("请选择导入到哪个图层", "choose the layer to import into"),
+        )
     return importer.Options(
-        layer=text("layer") or "",
+        layer=layer,
         mode=text("mode") or "append",
         key=text("key"),
         crs=text("crs"),

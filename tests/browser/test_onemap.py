@@ -365,3 +365,13 @@ def test_the_download_section_gives_the_layer_or_the_view_as_a_gis_file(live_ser
     frame = download("view.geojson")
     assert sorted(frame[title].astype(str)) == sorted(str(f["properties"][title]) for f in inside["features"])
     assert zh.console_errors == []
+
+
+def test_the_download_section_lists_the_layers_as_the_layer_list_does(live_server, zh):
+    page = _open(zh, f"{live_server}/")
+    control = page.locator(".leaflet-control-layers")
+    listed = [t.strip() for t in control.locator(".leaflet-control-layers-overlays label span").all_text_contents()]
+    options = page.locator("details.geoapp-download select[name=layer] option").all_text_contents()
+    in_list = [title for title in listed if title in options]
+    assert options[: len(in_list)] == in_list and len(in_list) >= 8
+    assert page.locator("details.geoapp-download select[name=layer]").input_value() != "grid_cells"

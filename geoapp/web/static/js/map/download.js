@@ -18,7 +18,12 @@ export function downloadControl(page, defs) {
   );
   const inView = section.querySelector("input[name=in_view]");
   const link = section.querySelector("a.geoapp-download-link");
-  defs.forEach((def) => layerSelect.appendChild(el("option", { value: def.id, text: def.title })));
+  // in the layer list's order (its groups, the top layer first); a layer it does not list goes last
+  const listed = [...list.querySelectorAll("label span")].map((span) => span.textContent.trim());
+  const rank = (def) => (listed.includes(def.title) ? listed.indexOf(def.title) : listed.length);
+  [...defs]
+    .sort((a, b) => rank(a) - rank(b))
+    .forEach((def) => layerSelect.appendChild(el("option", { value: def.id, text: def.title })));
 
   function bbox() {
     const b = page.map.getBounds();
