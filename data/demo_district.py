@@ -53,7 +53,7 @@ ADMIN_CODE = "419901"  # fictional six-digit administrative code
 # The declared, non-computed fields of each layer, in the order of layers/*.yaml.
 FIELDS: dict[str, tuple[str, ...]] = {
     "district_boundary": ("name",),
-    "roads": ("name", "kind"),
+    "roads": ("name", "kind", "numbers_from", "numbers_to"),
     "grid_cells": ("code", "community", "squad"),
     "manhole_covers": ("code", "kind", "road", "defect", "status", "fixed_on"),
     "heating_stations": ("name", "community", "supply_type", "converted_to_direct", "status", "operator_phone"),
@@ -232,7 +232,15 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
 
     layers = {
         "district_boundary": ([{"name": DISTRICT_NAME}], [boundary]),
-        "roads": ([{"name": r.name, "kind": r.kind} for r in roads], [r.line for r in roads]),
+        "roads": (
+            # house numbers 1 to about a tenth of the length in metres, an even count: odd left, even right
+            [
+                {"name": r.name, "kind": r.kind}
+                | ({} if r.kind == "railway" else {"numbers_from": 1, "numbers_to": 2 * round(r.line.length / 20)})
+                for r in roads
+            ],
+            [r.line for r in roads],
+        ),
         "grid_cells": _grid_cells(boundary, regions),
         "underpass_culverts": culverts,
         "waterlogging_points": waterlogging,
