@@ -42,6 +42,8 @@ from shapely import affinity, ops
 from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from data import demo_cases
+
 __all__ = ["build"]
 
 STORAGE_CRS = "EPSG:4326"
@@ -92,6 +94,32 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "emergency_resources": ("name", "kind", "capacity", "capacity_unit", "unit", "state", "contact", "contact_phone"),
     "rain_gauges": ("name", "code", "kind", "operator_phone"),
+    "cases": (
+        "code",
+        "kind",
+        "category",
+        "subcategory",
+        "component_code",
+        "source",
+        "status",
+        "grid",
+        "community",
+        "squad",
+        "department",
+        "description",
+        "address",
+        "public_note",
+        "reported_at",
+        "registered_at",
+        "dispatched_at",
+        "disposed_at",
+        "verified_at",
+        "closed_at",
+        "deadline_at",
+        "routing",
+        "reference",
+        "last_note",
+    ),
 }
 
 # -- shape of the district (metres) -----------------------------------------------------------
@@ -214,7 +242,7 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
     each layer draws from its own child generator, so changing one layer leaves the others alone.
     """
     steps = ("boundary", "roads", "regions", "culverts", "waterlogging", "lanes", "heating", "underground", "hoardings")
-    steps += ("manholes", "resources", "gauges", "due")
+    steps += ("manholes", "resources", "gauges", "due", "cases")
     rng = dict(zip(steps, np.random.default_rng(seed).spawn(len(steps)), strict=True))
 
     boundary = _boundary(rng["boundary"])
@@ -254,6 +282,9 @@ def build(seed: int = 2023) -> dict[str, gpd.GeoDataFrame]:
         ),
         "rain_gauges": _rain_gauges(rng["gauges"], land, regions, buildings),
     }
+    layers["cases"] = demo_cases.build(
+        rng["cases"], boundary, streets, layers["grid_cells"], layers["manhole_covers"], waterlogging[1]
+    )
     _due_dates(rng["due"], layers["construction_hoardings"][0], layers["backstreet_repairs"][0])
     origin = _origin()
     return {layer_id: _frame(layer_id, records, geoms, origin) for layer_id, (records, geoms) in layers.items()}

@@ -128,3 +128,10 @@ class TilesBusy(GeoappError):
     status = 503
     code = "tiles_busy"
     retry_after = 2
+
+
+class WrongStatus(GeoappError):
+    """A workflow step asked of a case that is not in a status it starts from."""
+
+    status = 409
+    code = "wrong_status"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from geoapp.core.permissions import ROLES
+from geoapp.core.permissions import ROLES, SQUAD_PREFIX, is_role
 from geoapp.errors import InvalidParameter, TooManyAttempts
 
 MIN_PASSWORD = 10
@@ -48,9 +48,13 @@ class Principal:
 
 
 def check_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    unknown = [r for r in roles if r not in ROLES]
+    unknown = [r for r in roles if not is_role(r)]
     if unknown or not roles:
-        raise InvalidParameter(f"role must be one of {', '.join(ROLES)}", parameter="role")
+        raise InvalidParameter(
+            f"role must be one of {', '.join(ROLES)}, or squad:<the squad's name> beside squad", parameter="role"
+        )
+    if any(r.startswith(SQUAD_PREFIX) for r in roles) and "squad" not in roles:
+        raise InvalidParameter("a member of a squad (squad:<name>) also holds the role squad", parameter="role")
     return tuple(dict.fromkeys(roles))
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.core.layers import FieldDef, Layer
+from geoapp.core.layers import FieldDef, Layer, utc_text
 from geoapp.errors import InvalidParameter
 
 PARAMETER = "filter"
@@ -761,6 +761,7 @@ _TYPE_WORDS = {
     "number": "a number",
     "boolean": "TRUE or FALSE",
     "date": "a date, DATE('YYYY-MM-DD')",
+    "datetime": "a timestamp, TIMESTAMP('YYYY-MM-DDTHH:MM:SSZ')",
 }
 
 
@@ -789,6 +790,20 @@ class _Checker:
             raise _refuse(f"CASEI applies to text; the property {prop.name!r} is {spec.type}")
         return spec
 
+    def moment(self, spec: FieldDef, value: Any) -> str:
+        """A timestamp (or a date, as its midnight UTC) as a moment field holds it: UTC text, which sorts in time."""
+        if isinstance(value, _Date):
+            value = dt.datetime.combine(value.value, dt.time(0), dt.UTC)
+        elif isinstance(value, _Timestamp):
+            value = value.value if value.value.tzinfo else value.value.replace(tzinfo=dt.UTC)
+        try:
+            return utc_text(value)
+        except ValueError:
+            raise _refuse(
+                f"the property {spec.name!r} is compared with a timestamp, TIMESTAMP('2023-06-01T08:00:00Z'); "
+                f"found {_short_value(value)}"
+            ) from None
+
     def value(self, spec: FieldDef, value: Any, *, casei: bool = False) -> Any:
         """A literal as the field's type (dates as "YYYY-MM-DD"), or a refusal naming the property."""
         wrong = _refuse(
@@ -816,6 +831,8 @@ class _Checker:
             if not isinstance(value, bool):
                 raise wrong
             return value
+        if spec.type == "datetime":
+            return self.moment(spec, value)
         # date
         if isinstance(value, _Date):
             return value.value.isoformat()
@@ -889,7 +906,7 @@ class _Checker:
             self.cost()
             return Like(spec.name, pattern, prop.casei)
         if op == "between":
-            if spec.type not in ("integer", "number", "date"):
+            if spec.type not in ("integer", "number", "date", "datetime"):
                 raise _refuse(f"BETWEEN applies to numbers and dates; the property {spec.name!r} is {spec.type}")
             return Between(spec.name, self.value(spec, args[1]), self.value(spec, args[2]))
         if op == "in":
@@ -926,7 +943,7 @@ class _Checker:
         if not isinstance(a, _Prop):
             raise _refuse(f"{op.upper()} needs a date property and a date, timestamp or interval")
         spec = self.field(a)
-        if spec.type != "date":
+        if spec.type not in ("date", "datetime"):
             raise _refuse(f"{op.upper()} applies to dates; the property {spec.name!r} is {spec.type}")
         if isinstance(b, _Interval):
             start = None if b.start is None else self.value(spec, b.start)
@@ -1124,8 +1141,8 @@ def queryables(layer: Layer, *, visibility: str, id: str | None = None) -> dict:
     }
     for spec in layer.visible_fields(visibility == "internal"):
         schema: dict[str, Any] = {"title": spec.label.zh, "description": spec.label.en}
-        if spec.type == "date":
-            schema.update(type="string", format="date")
+        if spec.type in ("date", "datetime"):
+            schema.update(type="string", format="date" if spec.type == "date" else "date-time")
         else:
             schema["type"] = spec.type
         if spec.values is not None:

@@ -13,6 +13,7 @@ import re
 import zlib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,13 +26,16 @@ GROUPS: dict[str, dict[str, str]] = {
     "roads": {"zh": "围挡与道路", "en": "Hoardings and roads"},
     "heating": {"zh": "供暖", "en": "Heating"},
     "components": {"zh": "部件", "en": "Components"},
+    "cases": {"zh": "城管案件", "en": "Cases"},
     "base": {"zh": "底图", "en": "Base map"},
 }
 GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
-FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
+FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 # Columns the store keeps for itself; a layer may not declare them.
 RESERVED = {"fid", "geom", "geometry", "id", "_version", "distance_m"}
 LANGUAGES = ("zh", "en")
+#: the district's clock (GEOAPP_TIMEZONE may name another for the pages): a time read without a zone is on it
+DISTRICT_ZONE = ZoneInfo("Asia/Shanghai")
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in SQLite, in doubles and in the browser
 #: the years a date field takes (a city's records: nothing before 1900, nothing planned beyond 2100)
 FIRST_YEAR, LAST_YEAR = 1900, 2100
@@ -66,7 +70,7 @@ class Choice(_Model):
 
 class FieldDef(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    type: Literal["string", "integer", "number", "boolean", "date"]
+    type: Literal["string", "integer", "number", "boolean", "date", "datetime"]
     label: Label
     visibility: Literal["public", "internal"] = "public"
     required: bool = False
@@ -177,6 +181,8 @@ class FieldDef(_Model):
                     f"must be a date from {FIRST_YEAR} to {LAST_YEAR}", "date_range", first=FIRST_YEAR, last=LAST_YEAR
                 )
             return day.isoformat()
+        if self.type == "datetime":
+            return utc_text(value)
         number = _number(value, integer=self.type == "integer")
         unit = f" {self.unit}" if self.unit else ""
         if self.min is not None and number < self.min:
@@ -184,6 +190,30 @@ class FieldDef(_Model):
         if self.max is not None and number > self.max:
             raise Refused(f"must be at most {self.max:g}", "max", max=self.max, unit=unit)
         return number
+
+
+def utc_text(value: Any) -> str:
+    """A moment as stored: UTC to the second, ``2023-06-01T00:30:00Z``, or :class:`Refused` saying why not.
+
+    Takes an aware :class:`datetime.datetime` or RFC 3339 text with its offset (``Z`` or ``+08:00``). A time
+    without a zone is refused: whether it meant UTC or the district's clock cannot be told (pages and imports
+    read a local time as the district's before they get here).
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise Refused("must be a date and time as YYYY-MM-DDTHH:MM:SS with its offset", "datetime") from None
+    if not isinstance(value, dt.datetime):
+        raise Refused("must be a date and time as YYYY-MM-DDTHH:MM:SS with its offset", "datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Refused("must give its time zone offset (Z or +08:00)", "datetime_zone")
+    moment = value.astimezone(dt.UTC)
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise Refused(
+            f"must be a date from {FIRST_YEAR} to {LAST_YEAR}", "date_range", first=FIRST_YEAR, last=LAST_YEAR
+        )
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _number(value: Any, *, integer: bool) -> int | float:
@@ -273,7 +303,7 @@ class Photos(_Model):
 class Layer(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     title: Label
-    group: Literal["flood", "roads", "heating", "components", "base"]
+    group: Literal["flood", "roads", "heating", "components", "cases", "base"]
     geometry: tuple[Literal[GEOMETRY_TYPES], ...] = Field(min_length=1)  # type: ignore[valid-type]
     fields: tuple[FieldDef, ...] = Field(min_length=1)
     title_field: str
@@ -284,7 +314,7 @@ class Layer(_Model):
     style: Style = Style()
     note: Label | None = None
     #: roles that may change the layer's features (admin always may)
-    editors: tuple[Literal["viewer", "planner", "commander", "sensor", "admin"], ...] = ()
+    editors: tuple[Literal["viewer", "planner", "commander", "sensor", "dispatcher", "squad", "admin"], ...] = ()
     #: the bureau's rules between fields, checked on every change
     rules: tuple[Rule, ...] = ()
     #: the campaign the progress page and the ledger follow on this layer

@@ -43,6 +43,8 @@ MIMETYPES = {
 #: first characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DATE_FORMAT = "yyyy-mm-dd"
+#: a moment, in the district's time (the sheet's header says which)
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 MAX_WIDTH = 60
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 #: characters no sheet name may hold
@@ -120,7 +122,7 @@ def columns(layer: Layer, visibility: Visibility, lang: str, *, overdue: bool) -
     return out
 
 
-def _value(column: Column, row: Row, lang: str, lonlat: tuple) -> Any:
+def _value(column: Column, row: Row, lang: str, lonlat: tuple, zone: dt.tzinfo | None = None) -> Any:
     """A cell's value as it is: a date, a number, yes/no in words, a label; None for nothing."""
     if column.key == "id":
         return row.fid
@@ -136,6 +138,11 @@ def _value(column: Column, row: Row, lang: str, lonlat: tuple) -> Any:
         return word("yes" if value else "no", lang)
     if spec.type in ("integer", "number") and isinstance(value, int | float) and not isinstance(value, bool):
         return value
+    if spec.type == "datetime" and isinstance(value, str):
+        try:  # a spreadsheet keeps no zone: the district's clock, to the minute
+            return dt.datetime.fromisoformat(value).astimezone(zone).replace(tzinfo=None, second=0)
+        except ValueError:
+            pass
     if spec.type == "date" and isinstance(value, str) and _DATE.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)
@@ -154,6 +161,8 @@ def _width(text: str) -> int:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float):
@@ -240,7 +249,7 @@ def _cell(ws, value: Any, *, bold: bool = False, wrap: bool = False) -> WriteOnl
     else:
         cell = WriteOnlyCell(ws, value=value)
         if isinstance(value, dt.date):
-            cell.number_format = DATE_FORMAT
+            cell.number_format = DATETIME_FORMAT if isinstance(value, dt.datetime) else DATE_FORMAT
     if bold:
         cell.font = Font(bold=True)
     if wrap:
@@ -352,7 +361,7 @@ def export(
     table: list[list[Any]] = [[c.header for c in cols]]
     for row in rows:
         lonlat = row.lonlat() if points else (None, None)
-        table.append([_value(c, row, lang, lonlat) for c in cols])
+        table.append([_value(c, row, lang, lonlat, now.tzinfo) for c in cols])
     # the filters one to a line on the workbook's sheet; on one line in a CSV (one record, one line)
     joiner = "\n" if fmt == "xlsx" else ("；" if lang == "zh" else "; ")
     about = _about(layer, selection, len(rows), visibility, lang, now, synthetic, joiner)

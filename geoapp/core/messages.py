@@ -63,6 +63,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "“{label}”须为日期，格式为 年-月-日（如 2023-06-01）",
         "en": "{label} must be a date as YYYY-MM-DD (such as 2023-06-01)",
     },
+    "datetime": {
+        "zh": "“{label}”须为日期和时间（如 2023-06-01T08:30:00+08:00）",
+        "en": "{label} must be a date and time (such as 2023-06-01T08:30:00+08:00)",
+    },
+    "datetime_zone": {
+        "zh": "“{label}”须注明时区（如 +08:00 或 Z）",
+        "en": "{label} must give its time zone (such as +08:00 or Z)",
+    },
     "date_range": {
         "zh": "“{label}”须为 {first} 年至 {last} 年之间的日期",
         "en": "{label} must be a date from {first} to {last}",

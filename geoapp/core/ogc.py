@@ -576,7 +576,14 @@ def collections(
     }
 
 
-_JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "date": "string"}
+_JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "date": "string",
+    "datetime": "string",
+}
 
 
 def queryables(layer: Layer, url: Url, visibility: Visibility) -> dict:
@@ -818,8 +825,8 @@ def _answers(schema: str, media: str = "application/json", *, errors: tuple[int,
 
 def _property_parameter(spec, lang: str) -> dict:
     schema: dict[str, Any] = {"type": _JSON_TYPES[spec.type]}
-    if spec.type == "date":
-        schema["format"] = "date"
+    if spec.type in ("date", "datetime"):
+        schema["format"] = "date" if spec.type == "date" else "date-time"
     if spec.values is not None:
         schema["enum"] = [c.value for c in spec.values]
     return {

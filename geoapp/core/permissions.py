@@ -12,9 +12,24 @@ from geoapp.core.layers import Layer, Registry
 from geoapp.errors import Forbidden, Unauthorized
 from geoapp.store.base import Visibility
 
-ROLES = ("viewer", "planner", "commander", "sensor", "admin")
+ROLES = ("viewer", "planner", "commander", "sensor", "dispatcher", "squad", "admin")
 #: roles that may read internal fields (a sensor only posts readings)
-STAFF = frozenset({"viewer", "planner", "commander", "admin"})
+STAFF = frozenset({"viewer", "planner", "commander", "dispatcher", "squad", "admin"})
+#: a squad's member holds ``squad`` and ``squad:<its name>`` (the name as the grid cells give it)
+SQUAD_PREFIX = "squad:"
+
+
+def is_role(role: str) -> bool:
+    """Whether ``role`` is one a user or token may hold: a role of :data:`ROLES`, or the squad one belongs to."""
+    if role in ROLES:
+        return True
+    name = role.removeprefix(SQUAD_PREFIX) if role.startswith(SQUAD_PREFIX) else ""
+    return 0 < len(name.strip()) == len(name) <= 60 and name.isprintable()
+
+
+def squads_of(who) -> frozenset[str]:
+    """The squads the caller belongs to (``squad:第一中队`` gives 第一中队)."""
+    return frozenset(r.removeprefix(SQUAD_PREFIX) for r in _roles(who) if r.startswith(SQUAD_PREFIX))
 
 
 def _roles(who) -> frozenset[str]:

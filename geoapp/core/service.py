@@ -9,8 +9,10 @@ import threading
 import time
 from zoneinfo import ZoneInfo
 
+from geoapp.cases.reports import Reports
+from geoapp.cases.service import Cases
 from geoapp.core.editing import Editing
-from geoapp.core.layers import Registry
+from geoapp.core.layers import DISTRICT_ZONE, Registry
 from geoapp.errors import ConfigError
 from geoapp.flood.rules import Rules
 from geoapp.flood.service import Flood
@@ -34,6 +36,8 @@ class Service:
         flood_rules: Rules | None = None,
         clock=time.time,
         timezone: ZoneInfo | None = None,
+        workflow=None,
+        secret: bytes = b"",
     ):
         self.registry = registry
         #: a database store answers layers of more features than this in SQL (see ``GEOAPP_SQL_ABOVE``)
@@ -52,7 +56,13 @@ class Service:
         #: what the flood board takes as now (tests move it instead of sleeping)
         self.clock = clock
         #: the district's time zone: times are shown in it (and "today" is its date), stored in UTC
-        self.timezone = timezone or ZoneInfo("Asia/Shanghai")
+        self.timezone = timezone or DISTRICT_ZONE
+        #: the case workflow (``layers/cases/workflow.yaml``), when the registry has the cases layer
+        self.workflow = workflow
+        self._cases = None
+        self._reports = None
+        #: keys the hashes of reporters' addresses (the rate limit counts them; nobody reads them)
+        self.secret = secret
         self._lock = threading.Lock()
 
     def _open(self, store: Store) -> None:
@@ -66,6 +76,10 @@ class Service:
         )
         closure_fields = self._flood.closure_fields() if self._flood else {}
         self._editing = Editing(store, self._reader, closure_fields=closure_fields)
+        self._cases = (
+            Cases(store, self._reader, self._editing, self.workflow, clock=self.clock) if self.workflow else None
+        )
+        self._reports = Reports(self._cases, secret=self.secret, clock=self.clock) if self._cases else None
 
     def _ensure(self) -> None:
         with self._lock:
@@ -93,6 +107,18 @@ class Service:
         if self._flood is None:
             raise ConfigError("no flood rules were loaded (layers/flood/rules.yaml)", parameter="GEOAPP_LAYERS")
         return self._flood
+
+    @property
+    def cases(self) -> Cases:
+        self._ensure()
+        if self._cases is None:
+            raise ConfigError("no case workflow was loaded (layers/cases/workflow.yaml)", parameter="GEOAPP_LAYERS")
+        return self._cases
+
+    @property
+    def reports(self) -> Reports:
+        self.cases  # noqa: B018 - the same refusal when there is no workflow
+        return self._reports
 
     def warm(self) -> None:
         """Load every layer and build its indexes now (a server does this before forking its workers)."""

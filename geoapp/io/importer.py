@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from geoapp.core import messages
 from geoapp.core.crs import WGS84, CoordSystem, crs_from_wkt, describe_coordinates, parse_crs, to_storage, xy_to_storage
 from geoapp.core.editing import DISTRICT_MARGIN_M, Editing
-from geoapp.core.layers import FieldDef, Layer
+from geoapp.core.layers import DISTRICT_ZONE, FieldDef, Layer
 from geoapp.core.messages import Localized, Refused, Words
 from geoapp.core.validate import prepare
 from geoapp.errors import GeoappError, InvalidFeature, InvalidParameter
@@ -448,6 +448,20 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def local_moment(value: Any) -> Any:
+    """A time as the bureau writes it (a spreadsheet's datetime, "2023-05-01 08:30"), read on the district's clock
+    when it names no zone; anything else is left for the field to refuse."""
+    if isinstance(value, str):
+        text = value.replace("/", "-")
+        try:
+            value = dt.datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=DISTRICT_ZONE)
+    return value
+
+
 def convert(spec: FieldDef, value: Any, *, excel: bool = False) -> Any:
     """A cell as the bureau writes it -> the field's value (then ``spec.coerce``; raises ``Refused``)."""
     if _blank(value):
@@ -479,6 +493,8 @@ def convert(spec: FieldDef, value: Any, *, excel: bool = False) -> Any:
             if match:
                 with contextlib.suppress(ValueError):  # 2023/2/30 stays text: the field refuses it
                     value = dt.date(*map(int, match.groups()))
+    elif spec.type == "datetime":
+        value = local_moment(value)
     elif spec.type in ("integer", "number"):
         if isinstance(value, str):
             if "_" in value:

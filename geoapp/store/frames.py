@@ -15,7 +15,14 @@ from geoapp.core.validate import prepare
 from geoapp.errors import StoreError
 from geoapp.store.base import VERSION_COLUMN
 
-_DTYPES = {"integer": "Int64", "number": "float64", "boolean": "boolean", "string": object, "date": object}
+_DTYPES = {
+    "integer": "Int64",
+    "number": "float64",
+    "boolean": "boolean",
+    "string": object,
+    "date": object,
+    "datetime": object,
+}
 
 
 def prepared_frames(

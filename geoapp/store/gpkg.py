@@ -42,13 +42,14 @@ from geoapp.store.base import (
     Problem,
     Store,
 )
+from geoapp.store.cases import ReportSQL
 from geoapp.store.features import FeatureSQL, quote
 from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import prepared_frames
 from geoapp.store.photos import PhotoSQL
 from geoapp.store.records import Records, audit_row
 
-SCHEMA_VERSION = "5"  # 5: geoapp_photos
+SCHEMA_VERSION = "6"  # 5: geoapp_photos; 6: geoapp_reports
 #: how long a write waits for another writer's lock before answering "busy" (503)
 BUSY_TIMEOUT_S = 10.0
 
@@ -152,7 +153,7 @@ def _st_bound(i: int):
 # -- the store --------------------------------------------------------------------------------
 
 
-class GeoPackageStore(FeatureSQL, FloodSQL, PhotoSQL, Records, Store):
+class GeoPackageStore(FeatureSQL, FloodSQL, PhotoSQL, ReportSQL, Records, Store):
     backend = "gpkg"
     dialect = sqlite.dialect()
     encode_geometry = staticmethod(encode)
@@ -443,7 +444,14 @@ def _write_layer(path: Path, layer, frame: gpd.GeoDataFrame) -> None:
 
 
 #: the column type of each field type, as GDAL writes them into a GeoPackage
-_COLUMN_TYPES = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN", "date": "DATE"}
+_COLUMN_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "REAL",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
 
 
 def _add_columns(path: Path, layers: list) -> list[str]:
@@ -537,7 +545,14 @@ def _touch_contents(conn: sqlite3.Connection, layer_id: str, geometry: BaseGeome
 
 
 #: Python types SQLite hands back that a field type admits
-_ADMITS = {"integer": (int,), "number": (int, float), "boolean": (int,), "string": (str,), "date": (str,)}
+_ADMITS = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (int,),
+    "string": (str,),
+    "date": (str,),
+    "datetime": (str,),
+}
 
 
 def _column(kind: str, values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

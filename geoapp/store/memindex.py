@@ -525,6 +525,10 @@ class MemIndex(FeatureReader):
             self._sql_layers[layer_id] = found
         return found
 
+    def answers_in_sql(self, layer_id: str) -> bool:
+        """Whether the database answers this layer's reads (it is larger than ``sql_above``)."""
+        return self._in_sql(layer_id)
+
     def _base(self, layer_id: str) -> Base:
         data = self.store.load(layer_id)
         for problem in data.problems[:5]:

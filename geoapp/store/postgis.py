@@ -60,6 +60,7 @@ from geoapp.store.base import (
     Store,
     Visibility,
 )
+from geoapp.store.cases import ReportSQL, indicator_sql
 from geoapp.store.features import FeatureSQL, quote
 from geoapp.store.flood import FloodSQL
 from geoapp.store.frames import missing, prepared_frames
@@ -81,7 +82,10 @@ _COLUMN_TYPES = {
     "number": "double precision",
     "boolean": "boolean",
     "date": "date",
+    "datetime": "timestamptz",
 }
+#: a moment read back as stored elsewhere: UTC to the second with a Z
+_UTC_TEXT = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 _LAYER_TRIGGERS = """
 CREATE TRIGGER geoapp_version BEFORE INSERT OR UPDATE ON {table}
     FOR EACH ROW EXECUTE FUNCTION geoapp_stamp_version();
@@ -159,7 +163,7 @@ def _ensure_layer(conn: psycopg.Connection, layer: Layer, *, triggers: bool = Tr
             conn.execute(_LAYER_TRIGGERS.format(table=table, name=_literal(layer.id)))
 
 
-class PostGISStore(FeatureSQL, FloodSQL, PhotoSQL, Records, Store):
+class PostGISStore(FeatureSQL, FloodSQL, PhotoSQL, ReportSQL, Records, Store):
     backend = "postgis"
     dialect = pg_dialect.dialect()
     mark = "%s"
@@ -291,12 +295,33 @@ class PostGISStore(FeatureSQL, FloodSQL, PhotoSQL, Records, Store):
             eng.dispose()
         return f"{_safe(location)}: schema {SCHEMA_VERSION}, Alembic revision head, {len(registry)} layer tables"
 
+    def case_indicators(
+        self,
+        by: str,
+        statuses: Mapping[str, Sequence[str]],
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        zone: str = "Asia/Shanghai",
+    ) -> list[tuple[str, int, int, int, int, float | None]]:
+        """The case indicators' counts in one GROUP BY (``geoapp.cases.indicators`` works out the rates):
+        (key, due, disposed, closed, on time, mean hours from 派遣 to 处置) per group."""
+        sql = indicator_sql(by, quote("cases"), start=start is not None, end=end is not None)
+        params = {name: list(statuses[name]) for name in ("registered", "disposed", "closed")}
+        params.update(start=start, end=end, zone=zone)
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [
+            (key, due, disposed, closed, on_time, None if h is None else float(h))
+            for key, due, disposed, closed, on_time, h in rows
+        ]
+
     def sql_reader(self) -> SQLReader:
         """A reader that answers in SQL (for the layers too large to hold in memory)."""
         return SQLReader(self)
 
     def column_out(self, spec: FieldDef) -> str:
-        return f"{quote(spec.name)}::text" if spec.type == "date" else quote(spec.name)
+        return _text_column(spec)
 
     @property
     def metric_crs(self) -> str:
@@ -569,7 +594,7 @@ class SQLReader(FeatureReader):
             params.append(_wkb(query.within))
         for name, values in query.filters.items():
             spec = layer.field(name)
-            column = f"{quote(name)}::text" if spec.type == "date" else quote(name)
+            column = _text_column(spec) if spec.type in ("date", "datetime") else quote(name)
             where.append(f"{column} = ANY(%s)")
             params.append(list(values))
         if query.where is not None:
@@ -804,7 +829,13 @@ def _cql_sql(layer: Layer, node: cql.Where, params: list[Any]) -> str:
         return f"{_SPATIAL_SQL[node.op]}(geom, ST_GeomFromWKB(%s, {STORAGE_SRS_ID}))"
     spec = layer.field(node.name)
     column = quote(spec.name)
-    cast = {"date": "::date", "integer": "::double precision", "number": "::double precision"}.get(spec.type, "")
+    cast = {
+        "date": "::date",
+        "datetime": "::timestamptz",
+        "integer": "::double precision",
+        "number": "::double precision",
+    }
+    cast = cast.get(spec.type, "")
     if isinstance(node, cql.IsNull):
         return f"{column} IS NULL"
     if getattr(node, "casei", False):
@@ -817,7 +848,8 @@ def _cql_sql(layer: Layer, node: cql.Where, params: list[Any]) -> str:
         return f"{column} {node.op} %s{cast}"
     if isinstance(node, cql.In):
         params.append([number(value) for value in node.values])
-        array = {"date": "::date[]", "integer": "::double precision[]", "number": "::double precision[]"}
+        array = {"date": "::date[]", "datetime": "::timestamptz[]", "integer": "::double precision[]"}
+        array["number"] = array["integer"]
         return f"{column} = ANY(%s{array.get(spec.type, '')})"
     if isinstance(node, cql.Between):
         params += [number(node.low), number(node.high)]
@@ -826,6 +858,13 @@ def _cql_sql(layer: Layer, node: cql.Where, params: list[Any]) -> str:
         params.append(node.pattern)
         return f"{column} LIKE %s ESCAPE '\\'"
     raise TypeError(f"not a filter node: {node!r}")
+
+
+def _text_column(spec: FieldDef) -> str:
+    """SQL reading a field as geoapp holds it: a date as ISO text, a moment as UTC text with a Z."""
+    if spec.type == "datetime":
+        return _UTC_TEXT.format(column=quote(spec.name))
+    return f"{quote(spec.name)}::text" if spec.type == "date" else quote(spec.name)
 
 
 def _version(conn: psycopg.Connection, layer_id: str) -> int:

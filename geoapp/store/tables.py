@@ -1,7 +1,7 @@
 """geoapp's own tables beside the layers, declared once for SQLite and PostgreSQL (SQLAlchemy Core).
 
 Accounts, tokens, sign-in attempts and sessions, the audit trail, soft-deleted features, the
-change log and layer versions, readings, closures and photos. A backend runs the statements built
+change log and layer versions, readings, closures, photos and the public's reports. A backend runs the statements built
 here on its own DB-API connection (:func:`run`), so that a change and its audit row stay in one
 transaction with the backend's feature writes; what only one dialect can say (SQLite's triggers
 that keep the audit trail append-only) stays with that backend.
@@ -189,6 +189,34 @@ photos = sa.Table(
     sa.Column("image", sa.LargeBinary, nullable=False),
     sa.Index("geoapp_photos_feature", "layer", "fid"),
     sqlite_autoincrement=True,  # an id is never given again: a cached /photos/<id> can only be that photo
+)
+
+#: problems the public reports on the public map (FixMyStreet's way): held here, shown to no one but staff until a
+#: moderator accepts one (it becomes a case, ``case_fid``) or turns it down. ``reference`` is what the reporter
+#: follows it by; ``address`` is a keyed hash of where it came from (the rate limit counts it, nobody reads it).
+reports = sa.Table(
+    "geoapp_reports",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("reference", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("subcategory", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("contact", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),  # pending | accepted | rejected
+    sa.Column("moderated_at", sa.Text),
+    sa.Column("moderated_by", sa.Text),
+    sa.Column("reason", sa.Text),  # why it was turned down, as the reporter is told
+    sa.Column("public_text", sa.Text),  # what the public map shows of it, as the moderator worded it
+    sa.Column("case_fid", sa.BigInteger),
+    sa.Column("media_type", sa.Text),
+    sa.Column("image", sa.LargeBinary),
+    sa.Index("geoapp_reports_state", "state", "created_at"),
+    sa.Index("geoapp_reports_address", "address", "created_at"),
+    sqlite_autoincrement=True,
 )
 
 #: the tables that belong to a store's layers; a store replaced with ``init --force`` keeps the others (photos

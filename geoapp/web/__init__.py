@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from flask_compress import Compress
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from geoapp import config
+from geoapp.cases.workflow import load_workflow
 from geoapp.core import stats
 from geoapp.core.layers import Registry
 from geoapp.core.service import Service
@@ -43,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = Registry.load(app.config["GEOAPP_LAYERS"])
     figures = stats.load_figures(app.config["GEOAPP_LAYERS"], registry)
     rules = flood_rules.load(app.config["GEOAPP_LAYERS"], registry)
+    workflow = load_workflow(app.config["GEOAPP_LAYERS"], registry)
     try:
         timezone = ZoneInfo(str(app.config["GEOAPP_TIMEZONE"]))
     except (ZoneInfoNotFoundError, ValueError):
@@ -60,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         flood_rules=rules,
         clock=app.config.get("CLOCK") or time.time,
         timezone=timezone,
+        workflow=workflow,
     )
     try:
         basemap = maps.basemap(app.config["GEOAPP_BASEMAP"])
@@ -95,6 +99,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
 
     auth.init_app(app)
+    # the key of the hashes of reporters' addresses: the app's own secret, not stored beside them
+    app.extensions["geoapp"].secret = hashlib.sha256(
+        b"geoapp-reports:" + str(app.config["SECRET_KEY"]).encode()
+    ).digest()
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(flood_api.bp)

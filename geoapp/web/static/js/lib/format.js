@@ -7,6 +7,7 @@ export function formatValue(field, value, lang) {
     if (choice) return choice.label;
   }
   if (field.type === "boolean") return value ? field.yes : field.no;
+  if (field.type === "datetime") return localStamp(value, { lang });
   if (field.type === "number") {
     value = Number(value).toLocaleString(lang === "en" ? "en" : "zh-CN", { maximumFractionDigits: 2 });
   }
@@ -43,6 +44,19 @@ export function localTime(value, { lang = "zh", timeZone = "Asia/Shanghai", time
   const parts = Object.fromEntries(TIME_FORMATS.get(key).formatToParts(date).map((p) => [p.type, p.value]));
   const clock = `${parts.hour}:${parts.minute}:${parts.second}`;
   return timeOnly ? clock : `${parts.month}-${parts.day} ${clock}`;
+}
+
+/** A moment (ISO 8601) as "YYYY-MM-DD HH:MM" on the district's clock, whatever the browser's own. */
+export function localStamp(value, { lang = "zh", timeZone = "Asia/Shanghai" } = {}) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  const key = `stamp|${lang}|${timeZone}`;
+  if (!TIME_FORMATS.has(key)) {
+    const options = { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+    TIME_FORMATS.set(key, new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", { ...options, hourCycle: "h23" }));
+  }
+  const parts = Object.fromEntries(TIME_FORMATS.get(key).formatToParts(date).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
 }
 
 /** Now as ISO 8601 with the browser's offset ("2026-12-02T09:00:00.000+08:00"), as the readings API wants. */
