@@ -59,6 +59,46 @@ def pytest_sessionfinish(session):
         stop_unused()  # a cluster left by a worker that crashed; each worker's session stops it otherwise
 
 
+#: the files that take longest (a browser, servers, subprocesses, benchmarks: --durations), longest first. With
+#: ``--dist loadfile`` a file stays in one worker, and pytest-xdist's own order (most tests first) left these few-test
+#: files for the end, where one of them ran alone while the other worker had finished: handed out first, the two
+#: workers end within seconds of each other. A file not named here runs after them, the ones with most tests first.
+LONG_FILES = (
+    "tests/browser/test_editing.py",
+    "tests/browser/test_flood.py",
+    "tests/browser/test_onemap.py",
+    "tests/test_anonymous_walk.py",
+    "tests/browser/test_basemaps.py",
+    "tests/browser/test_public.py",
+    "tests/test_deploy.py",
+    "tests/test_bench_smoke.py",
+    "tests/test_bench_soak.py",
+    "tests/test_serve.py",
+    "tests/browser/test_forms.py",
+    "tests/browser/test_progress.py",
+    "tests/test_postgis.py",
+    "tests/test_cli.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering for module-scoped parameters
+def pytest_collection_modifyitems(items):
+    """Hand the long files out first (pyproject.toml turns pytest-xdist's reordering off: ``--no-loadscope-reorder``);
+    within a file the order stays."""
+    files: dict[str, int] = {}
+    for item in items:
+        name = item.nodeid.split("::")[0]
+        files[name] = files.get(name, 0) + 1
+    long = {name: rank for rank, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: _file_rank(item.nodeid.split("::")[0], long, files))
+
+
+def _file_rank(name: str, long: dict[str, int], files: dict[str, int]) -> tuple:
+    if name in long:
+        return (0, long[name], name)
+    return (1, -files[name], name)
+
+
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backends")
