@@ -108,6 +108,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "department",
         "description",
         "address",
+        "ticket",
+        "geocode_confidence",
         "public_note",
         "reported_at",
         "registered_at",
@@ -117,7 +119,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "closed_at",
         "deadline_at",
         "routing",
-        "reference",
+        "report_reference",
         "last_note",
     ),
 }

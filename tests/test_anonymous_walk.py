@@ -42,7 +42,7 @@ from geoapp.core import ledger, report, report_files
 from geoapp.core.accounts import LoginPolicy, new_token
 from geoapp.core.query import MAX_LIMIT
 from geoapp.io import exporter
-from geoapp.store.base import Query
+from geoapp.store.base import Actor, Query
 from geoapp.web import create_app
 from tests.conftest import CHEAP_ARGON2, SETUP, Clock, demo_copy_in, login
 
@@ -56,6 +56,9 @@ INTERNAL_CAPTION = "井盖内部照片：施工队陈某现场"
 PUBLIC_CAPTION = "北侧围挡，拆除前"
 NEW_NOTES = "内部复核：质检员赵某 13800001111"
 NEW_CONTRACTOR = "演示秘密施工队丙"
+REPORT_TEXT = "楼下垃圾箱坏了，举报人住3单元502"
+ACCEPTED_TEXT = "电线杆小广告，张贴者电话在上面"
+REPORT_PHONE = "13700002222"
 HOARDINGS, COVERS, UNDERPASS, GAUGES = "construction_hoardings", "manhole_covers", "underpass_culverts", "rain_gauges"
 #: static files: the same bytes for everyone, and no data in them
 STATIC = re.compile(r"^/static/")
@@ -87,6 +90,8 @@ class Site:
     deleted: tuple[str, int]
     warning_keys: list[str]
     years: list[int]
+    references: list[str] = field(default_factory=list)  # the public's reports: one held, one accepted
+    case_fid: int = 0
     forbidden_values: set[str] = field(default_factory=set)
     forbidden_labels: set[str] = field(default_factory=set)
     forbidden_names: set[str] = field(default_factory=set)
@@ -194,6 +199,26 @@ def _traces(app, clock: Clock, password_hash: str) -> Site:
         headers={"X-CSRFToken": ctoken},
     )
     assert closed.status_code == 201, closed.json
+    # the public reports a problem twice; a dispatcher accepts one (as a case, with a public note) and not the other
+    held = svc.reports.submit(
+        "203.0.113.9",
+        lon=113.30,
+        lat=33.73,
+        subcategory="trash_bin",
+        description=REPORT_TEXT,
+        contact=REPORT_PHONE,
+        photo=_png(),
+    )
+    taken = svc.reports.submit(
+        "203.0.113.9",
+        lon=113.301,
+        lat=33.731,
+        subcategory="illegal_ads",
+        description=ACCEPTED_TEXT,
+        contact=REPORT_PHONE,
+    )
+    dispatcher = Actor("centre-" + PLANNER, roles=frozenset({"dispatcher"}))
+    case_fid = svc.reports.accept(dispatcher, taken["reference"], public_note="已受理")["case"].fid
     warning_keys = [w.key for w in svc.flood.warnings()]
     assert warning_keys, "the storm made no flood warning: the feed's alerts would not be walked"
 
@@ -205,6 +230,8 @@ def _traces(app, clock: Clock, password_hash: str) -> Site:
         deleted=("backstreet_repairs", gone["id"]),
         warning_keys=warning_keys,
         years=sorted(report.reports(svc.figures)),
+        references=[held["reference"], taken["reference"]],
+        case_fid=case_fid,
     )
     # what the public must never be shown: taken from the store and the definitions, not written out here
     for layer in registry:
@@ -225,6 +252,7 @@ def _traces(app, clock: Clock, password_hash: str) -> Site:
     public_names = {f.name for layer in registry for f in layer.fields if f.visibility == "public"}
     site.forbidden_names -= public_names
     site.forbidden_values |= {PLANNER, COMMANDER, SENSOR_TOKEN, READING_SOURCE, CLOSURE_REASON, INTERNAL_CAPTION}
+    site.forbidden_values |= {REPORT_TEXT, ACCEPTED_TEXT, REPORT_PHONE, dispatcher.name}
     assert NEW_NOTES in site.forbidden_values and NEW_CONTRACTOR in site.forbidden_values
     return site
 
@@ -251,6 +279,10 @@ def _argument_values(site: Site, rule) -> list[dict[str, object]] | None:
         return [{"layer_id": layer, "fmt": fmt} for layer in layers for fmt in formats]
     if names == {"photo_id"}:
         return [{"photo_id": photo} for photo in site.photos.values()]
+    if names == {"reference"}:
+        return [{"reference": ref} for ref in site.references]
+    if names == {"fid"}:
+        return [{"fid": site.case_fid}]
     if names == {"key"}:
         return [{"key": key} for key in site.warning_keys]
     if names == {"layer", "z", "x", "y"}:  # the Tianditu proxy (404 here: the demo has no Tianditu key)
@@ -344,6 +376,17 @@ STAFF_ONLY = {
     "flood_api.closures",
     "flood_pages.board",
     "progress.page",
+    "cases.page",
+    "cases.queue_page",
+    "cases.indicators_json",
+    "cases.indicators_xlsx",
+    "cases.grid_json",
+    "cases.heat_json",
+    "cases.hotspots_json",
+    "cases.queue_json",
+    "cases.case_json",
+    "cases.pending_json",
+    "cases.report_photo",
 }
 #: endpoints that show one feature (404 for the public once it is deleted)
 PUBLIC_FEATURE = {"api.feature", "pages.feature", "photos.feature_photos"}

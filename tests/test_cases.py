@@ -277,7 +277,7 @@ def test_a_public_report_is_hidden_until_accepted_and_can_be_followed(site):
     followed = reports.follow(ref)
     assert followed["state"] == "pending" and followed["status"] is None
     assert "垃圾箱被撞坏" not in json.dumps(reports.public_map(), ensure_ascii=False)
-    assert not execute(database, "SELECT fid FROM cases WHERE reference = ?", (ref,))
+    assert not execute(database, "SELECT fid FROM cases WHERE report_reference = ?", (ref,))
     media, image = reports.photo(DISPATCHER, ref)
     assert media == "image/jpeg" and not Image.open(io.BytesIO(image)).getexif()  # no GPS, no camera
     with pytest.raises(Forbidden):
@@ -311,7 +311,7 @@ def test_a_report_turned_down_says_why_and_never_becomes_a_case(site):
     svc.reports.reject(DISPATCHER, ref, "非城管职责，请联系物业")
     followed = svc.reports.follow(ref)
     assert (followed["state"], followed["reason"]) == ("rejected", "非城管职责，请联系物业")
-    assert not execute(database, "SELECT fid FROM cases WHERE reference = ?", (ref,))
+    assert not execute(database, "SELECT fid FROM cases WHERE report_reference = ?", (ref,))
 
 
 def test_reports_are_limited_and_checked(site):

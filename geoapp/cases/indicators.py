@@ -27,6 +27,8 @@ from geoapp.errors import InvalidParameter
 
 #: what the indicators group by: one total, or a field of the cases layer, or the month of 立案
 DIMENSIONS = ("total", "grid", "squad", "department", "category", "subcategory", "source", "month")
+#: the figures of an indicator row, in the order tables show them
+FIGURES = ("due", "disposed", "closed", "on_time", "disposal_rate", "close_rate", "on_time_rate", "avg_disposal_h")
 COLUMNS = ("status", "registered_at", "dispatched_at", "disposed_at", "deadline_at", "reported_at")
 COLUMNS += ("grid", "squad", "department", "category", "subcategory", "source")
 
@@ -163,3 +165,29 @@ def hot_spots(table: pd.DataFrame, workflow: Workflow, as_of: dt.datetime) -> li
         if week >= rule.minimum and week >= rule.factor * usual:
             spots.append(HotSpot(str(grid), int(week), round(usual, 2), None if not usual else round(week / usual, 2)))
     return sorted(spots, key=lambda s: (-(s.factor or float("inf")), -s.week, s.grid))
+
+
+def xlsx(sections: list[tuple[str, list[list[Any]]]], about: list[tuple[str, Any]]) -> bytes:
+    """A workbook of indicator tables: a sheet per section (its title, then a header row and the rows), and a
+    sheet saying what it is (``about``: the period, when it was made, that the demo data is synthetic)."""
+    from io import BytesIO
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    from geoapp.core.ledger import _cell, _sheet_title
+
+    book = Workbook(write_only=True)
+    for title, table in sections:
+        sheet = book.create_sheet(_sheet_title(title))
+        sheet.freeze_panes = "B2"
+        for i, row in enumerate(table):
+            sheet.append([_cell(sheet, value, bold=i == 0) for value in row])
+    sheet = book.create_sheet("说明 About")
+    for key, value in about:
+        name = _cell(sheet, key)
+        name.font = Font(bold=True)
+        sheet.append([name, _cell(sheet, value)])
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -217,7 +217,7 @@ class Reports:
             "description": found["description"],
             "reported_at": found["created_at"],
             "public_note": note,
-            "reference": found["reference"],
+            "report_reference": found["reference"],
         }
         prepared = self.cases.prepare([(props, shapely.Point(found["lon"], found["lat"]))])
         (report, case) = self.cases.numbered(

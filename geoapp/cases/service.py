@@ -9,6 +9,7 @@ which the audit row keeps. A squad sees and disposes of only the cases routed to
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,8 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geoapp.cases import indicators
+from geoapp.cases import hotline, indicators
+from geoapp.cases.geocode import Geocoder
 from geoapp.cases.workflow import FIRST, LAYER, STATUS, Step, Workflow
 from geoapp.core import permissions
 from geoapp.core.editing import Editing
@@ -305,6 +307,82 @@ class Cases:
     def squads(self) -> list[str]:
         """Every squad the grid cells name."""
         return sorted({p.get("squad") for p in self._all(Query(), GRID_LAYER)} - {None, ""})
+
+    # -- the hotline ---------------------------------------------------------------------------
+
+    def import_hotline(
+        self,
+        actor: Actor,
+        path,
+        *,
+        name: str | None = None,
+        min_confidence: float = 0.5,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Import a 12345 hotline XLSX: every ticket geocoded on the road network; the located ones recorded as
+        cases (collected, source hotline, the address and the match's confidence kept) in one transaction, a
+        ticket imported before skipped; the rows not read and the tickets not located reported, with why."""
+        permissions.require_role(actor, ("dispatcher",))
+        if not 0 < min_confidence <= 1:
+            raise InvalidParameter("min_confidence must be above 0 and at most 1", parameter="min_confidence")
+        batch = hotline.read_hotline(path, name=name)
+        geocoder = Geocoder.from_reader(self.reader, self.store.metric_crs)
+        located, unlocated = hotline.locate(batch, geocoder, min_confidence)
+        known = {p.get("ticket") for p in self._all(Query(filters={"source": ["hotline"]}))} - {None}
+        fresh = []
+        for row, found in located:
+            if row.ticket in known:
+                continue
+            if row.subcategory == "manhole_cover" and self._nearest_cover(shapely.Point(found.lon, found.lat)) is None:
+                # 一盖一台账: a cover's case names its cover; with none near the address, a person must place it
+                unlocated.append((row, dataclasses.replace(found, reason="no_cover_nearby")))
+                continue
+            fresh.append((row, found))
+        located = [(row, found) for row, found in located if (row, found) in fresh or row.ticket in known]
+        items = [
+            (
+                {
+                    "subcategory": row.subcategory,
+                    "source": "hotline",
+                    "description": row.description or row.category or row.address,
+                    "address": row.address,
+                    "ticket": row.ticket,
+                    "geocode_confidence": round(found.confidence, 2),
+                    "reported_at": row.received_at,
+                },
+                shapely.Point(found.lon, found.lat),
+            )
+            for row, found in fresh
+        ]
+        report = {
+            "rows": len(batch.rows) + len(batch.problem_rows),
+            "located": len(located),
+            "imported": 0 if dry_run else len(items),
+            "already_imported": [row.ticket for row, _ in located if row.ticket in known],
+            "unlocated": [
+                {
+                    "row": row.row,
+                    "ticket": row.ticket,
+                    "address": row.address,
+                    "reason": found.reason,
+                    "confidence": round(found.confidence, 2),
+                    "method": found.method,
+                }
+                for row, found in unlocated
+            ],
+            "problems": [p.__dict__ for p in batch.problems],
+        }
+        if items and not dry_run:
+            note = {
+                "file": name or str(path),
+                "source": "hotline",
+                "rows": report["rows"],
+                "imported": len(items),
+                "unlocated": len(unlocated),
+                "problems": len(batch.problems),
+            }
+            self.collect_many(actor, items, note=note)
+        return report
 
     # -- indicators ---------------------------------------------------------------------------
 

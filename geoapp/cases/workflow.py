@@ -69,6 +69,7 @@ class Workflow(_Model):
     classes: dict[str, CaseClass] = Field(min_length=1)
     hot_spots: HotSpots
     public_reports: PublicReports
+    labels: dict[str, Label]
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -97,6 +98,11 @@ class Workflow(_Model):
             for field, value in (("subcategory", name), ("category", cls.category), ("department", cls.department)):
                 if value not in (fields[field].allowed or ()):
                     raise ValueError(f"classes.{name}: {value!r} is not a value of {LAYER}.{field}")
+        from geoapp.cases.indicators import DIMENSIONS, FIGURES
+
+        missing = {"key", *DIMENSIONS, *FIGURES} - set(self.labels)
+        if missing:
+            raise ValueError(f"labels: none for {', '.join(sorted(missing))}")
         unknown = set(self.public_reports.subcategories) - set(self.classes)
         if unknown:
             raise ValueError(f"public_reports.subcategories: {', '.join(sorted(unknown))} not subclasses")

@@ -311,6 +311,8 @@ class Layer(_Model):
     popup: tuple[str, ...] = ()
     order: int = 0
     context: bool = False  # drawn under the others, small enough to embed
+    #: ticked in the one map's layer list when it opens (a large layer, such as the year's cases, waits to be asked)
+    shown: bool = True
     style: Style = Style()
     note: Label | None = None
     #: roles that may change the layer's features (admin always may)

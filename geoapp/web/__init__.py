@@ -82,6 +82,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from geoapp.web import (
         api,
         auth,
+        cases,
         cli,
         exports,
         feeds,
@@ -116,6 +117,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(imports.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(ogc.bp)
+    app.register_blueprint(cases.bp)
     tiles.init_app(app)
     cli.init_app(app)
     return app

@@ -41,6 +41,7 @@ VENDOR_PACKAGES = (
     "leaflet",
     "leaflet-groupedlayercontrol",
     "leaflet.fullscreen",
+    "leaflet.heat",
     "leaflet.locatecontrol",
     "leaflet.markercluster",
     "uplot",
@@ -352,7 +353,7 @@ def one_map(
     for layer in reversed(list(registry)):  # the layer control lists the top layer first
         if layer.context:
             continue
-        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True)
+        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=layer.shown)
         group.add_to(m)
         groups[layer.id] = group
         by_group.setdefault(GROUPS[layer.group][lang], []).append(group)
@@ -543,7 +544,7 @@ def flood_map(
     shown = [layer for layer in registry if layer.id in ids]
     groups: dict[str, folium.FeatureGroup] = {}
     for layer in reversed(shown):  # the layer control lists the top layer first
-        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=True)
+        group = folium.FeatureGroup(name=html.escape(layer.title(lang)), show=layer.shown)
         group.add_to(m)
         groups[layer.id] = group
     folium.LayerControl(position="topright", collapsed=True).add_to(m)
@@ -634,6 +635,75 @@ def progress_map(
         "text": dict(text),
     }
     _GeoappScript("progress", {layer.id: group}, config).add_to(m)
+    return m
+
+
+class _HeatScript(JSCSSMixin, MacroElement):
+    """Leaflet.heat's script, served by the app (the cases page's heat map)."""
+
+    default_js = [("heat_js", f"{VENDOR}/leaflet.heat/dist/leaflet-heat.js")]
+    _template = Template("")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "HeatScript"
+
+
+def cases_map(
+    registry: Registry,
+    context: Mapping[str, dict],
+    *,
+    lang: str,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    extent: list[float] | None,
+    config: Mapping,
+) -> folium.Map:
+    """The cases page's map (``static/js/pages/cases.js``): the grid cells coloured by an indicator, which is how
+    the cases show at low zoom (never 14,000 markers), and a heat map of where they were reported."""
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
+    _HeatScript().add_to(m)
+    full = {
+        **config,
+        "lang": lang,
+        "gcj02": basemap_.gcj02,
+        "bounds": [minx, miny, maxx, maxy],
+        "context": _context(registry, context, lang),
+        "text": dict(text),
+    }
+    _GeoappScript("cases", {}, full).add_to(m)
+    return m
+
+
+def report_map(
+    registry: Registry,
+    context: Mapping[str, dict],
+    *,
+    lang: str,
+    basemap_: Basemap,
+    text: Mapping[str, str],
+    extent: list[float] | None,
+    config: Mapping,
+) -> folium.Map:
+    """The public report form's map (``static/js/pages/report.js``): a tap places the pin; the accepted reports
+    are drawn as the moderators worded them."""
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
+    folium.plugins.LocateControl(
+        position="topleft",
+        strings={"title": text["locate"], "popup": text["locatePopup"]},
+        icon="geoapp-icon geoapp-icon-locate",
+        iconLoading="geoapp-icon geoapp-icon-locate geoapp-icon-busy",
+        flyTo=True,
+    ).add_to(m)
+    full = {
+        **config,
+        "lang": lang,
+        "gcj02": basemap_.gcj02,
+        "bounds": [minx, miny, maxx, maxy],
+        "context": _context(registry, context, lang),
+        "text": dict(text),
+    }
+    _GeoappScript("report", {}, full).add_to(m)
     return m
 
 
