@@ -1,7 +1,8 @@
 """``python -m bench [options]``: the whole benchmark (:mod:`bench.suite`); ``python -m bench edits [options]``: the
 edits part alone (:mod:`bench.edits`); ``python -m bench scale [options]``: the scale figures per backend
 (:mod:`bench.scale`); ``python -m bench imports``: a 100k-row CSV imported (:mod:`bench.imports`);
-``python -m bench exports``: a 100k-feature layer exported in every format (:mod:`bench.exports`)."""
+``python -m bench exports``: a 100k-feature layer exported in every format (:mod:`bench.exports`);
+``python -m bench cases``: the case indicators of 1M cases over ten years on PostGIS (:mod:`bench.cases`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import exports
 
         return exports.main(argv[1:])
+    if argv[:1] == ["cases"]:
+        # ten years of a city's cases in a PostGIS store, the indicators grouped in SQL beside a count(*) scan
+        from bench import cases
+
+        return cases.main(argv[1:])
     if argv[:1] == ["scale"]:
         # the same: servers, wrk and the HTTP API only
         from bench import scale
