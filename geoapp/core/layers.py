@@ -26,7 +26,7 @@ GROUPS: dict[str, dict[str, str]] = {
     "roads": {"zh": "围挡与道路", "en": "Hoardings and roads"},
     "heating": {"zh": "供暖", "en": "Heating"},
     "components": {"zh": "部件", "en": "Components"},
-    "cases": {"zh": "城管案件", "en": "Cases"},
+    "cases": {"zh": "数字城管", "en": "Digital city management"},
     "base": {"zh": "底图", "en": "Base map"},
 }
 GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")

@@ -513,16 +513,18 @@ def _where(registry: Registry, figure: stats.Figure, lang: str) -> str:
         return figure.layer or ""
     layer = registry[figure.layer]
     conditions = []
-    for name, value in figure.where.items():
+    for name, values in figure.filters.items():
         spec = layer.field(name)
-        choice = spec.choice(value) if isinstance(value, str) else None
-        if choice is not None:
-            shown = choice.label(lang)
-        elif isinstance(value, bool):
-            shown = ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
-        else:
-            shown = str(value)
-        conditions.append(f"{spec.label(lang)}={shown}")
+        words = []
+        for value in values:
+            choice = spec.choice(value) if isinstance(value, str) else None
+            if choice is not None:
+                words.append(choice.label(lang))
+            elif isinstance(value, bool):
+                words.append(("是" if value else "否") if lang == "zh" else ("yes" if value else "no"))
+            else:
+                words.append(str(value))
+        conditions.append(f"{spec.label(lang)}={'/'.join(words)}")
     if not conditions:
         return layer.title(lang)
     if lang == "zh":

@@ -41,6 +41,11 @@ class Figure(BaseModel):
     target: float | None = Field(default=None, gt=0)
     unit: str | None = None
 
+    @property
+    def filters(self) -> dict[str, list[Any]]:
+        """What the figure counts: per field, the values any of which counts (``status: [a, b]`` or one)."""
+        return {k: list(v) if isinstance(v, list) else [v] for k, v in self.where.items()}
+
     @model_validator(mode="after")
     def _one_kind(self) -> Figure:
         if (self.layer is None) == (self.share_of is None):
@@ -89,7 +94,8 @@ def _load_counted(layers_dir: Path, registry: Registry) -> tuple[Figure, ...]:
             except KeyError:
                 raise LayerError(f"{where}: {figure.layer} has no field {name!r}") from None
             try:
-                spec.coerce(value)
+                for one in value if isinstance(value, list) else [value]:
+                    spec.coerce(one)
             except ValueError as exc:
                 raise LayerError(f"{where}: {name} {exc}") from None
     return figures
@@ -102,7 +108,7 @@ def headline(reader: FeatureReader, figures: tuple[Figure, ...]) -> list[dict[st
     for figure in figures:
         item: dict[str, Any] = {"id": figure.id, "label": figure.label.model_dump()}
         if figure.layer is not None:
-            value: float = reader.count(figure.layer, {k: [v] for k, v in figure.where.items()})
+            value: float = reader.count(figure.layer, figure.filters)
         else:
             value = round(100 * values[figure.share_of] / figure.target, 2)
             item["target"] = int(figure.target) if figure.target.is_integer() else figure.target

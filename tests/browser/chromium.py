@@ -15,8 +15,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# the map is ready when every layer has been fetched for the view and drawn
+# the map is ready when every layer shown has been fetched for the view and drawn (one that starts unticked, as
+# the cases, waits to be asked)
 READY = (
     "() => window.geoapp && window.geoapp.state"
-    " && Object.values(window.geoapp.state.layers).every(l => l.requests > 0 && !l.loading)"
+    " && Object.values(window.geoapp.state.layers).every(l => !l.visible() || (l.requests > 0 && !l.loading))"
 )

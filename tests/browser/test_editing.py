@@ -63,8 +63,8 @@ def _feature(base: str, layer: str, fid: int) -> dict:
 
 
 def _clickable_tree(base: str, registry, layer_id: str) -> shapely.STRtree:
-    """Everything drawn at or above ``layer_id``: what a click there could open instead."""
-    ids = [layer.id for layer in registry if not layer.context]
+    """Everything drawn at or above ``layer_id`` when the map opens: what a click there could open instead."""
+    ids = [layer.id for layer in registry if not layer.context and (layer.shown or layer.id == layer_id)]
     above = ids[ids.index(layer_id) :]
     return shapely.STRtree([g for i in above for g in _geometries(base, i)])
 
