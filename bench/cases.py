@@ -197,6 +197,11 @@ def synthetic_cases(n: int, seed: int, demo: dict, workflow) -> Any:
             "description": pd.Series(subcategory).map(words).to_numpy(dtype=object),
             "reported_at": stamp(reported, np.ones(n, dtype=bool)),
             "registered_at": stamp(registered, registered_ok),
+            "registered_month": np.where(
+                registered_ok,
+                np.datetime_as_string((registered + np.timedelta64(8 * 3600, "s")).astype("datetime64[M]")),
+                None,
+            ).astype(object),
             "dispatched_at": stamp(dispatched, registered_ok & (status != "registered")),
             "disposed_at": stamp(disposed, disposed_ok),
             "verified_at": stamp(verified, verified_ok),

@@ -175,6 +175,7 @@ def build(
         allowed = CLASS_HOURS[kind]
         record.update(
             registered_at=_utc(registered),
+            registered_month=registered.strftime("%Y-%m"),
             dispatched_at=_utc(dispatched),
             deadline_at=_utc(registered + dt.timedelta(hours=allowed)),
         )

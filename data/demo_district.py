@@ -113,6 +113,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "public_note",
         "reported_at",
         "registered_at",
+        "registered_month",
         "dispatched_at",
         "disposed_at",
         "verified_at",

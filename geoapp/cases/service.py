@@ -174,7 +174,17 @@ class Cases:
 
     #: fields only the workflow sets: a caller's value is ignored
     _owned = frozenset(
-        {"code", STATUS, "grid", "community", "squad", "registered_at", "dispatched_at", "disposed_at"}
+        {
+            "code",
+            STATUS,
+            "grid",
+            "community",
+            "squad",
+            "registered_at",
+            "registered_month",
+            "dispatched_at",
+            "disposed_at",
+        }
         | {"verified_at", "closed_at", "deadline_at", "routing", "last_note", "department", "category", "kind"}
     )
 
@@ -275,6 +285,8 @@ class Cases:
             changes[name] = None
         if step.id == "register":
             changes["deadline_at"] = self._deadline(case.properties, now)
+            # the month of 立案 on the district's clock, kept with the case: the indicators group by it
+            changes["registered_month"] = dt.datetime.fromisoformat(now).astimezone(DISTRICT_ZONE).strftime("%Y-%m")
         if override:
             if squad not in self.squads():
                 raise InvalidParameter(
@@ -393,7 +405,6 @@ class Cases:
         *,
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
-        zone: dt.tzinfo = DISTRICT_ZONE,
     ) -> list[indicators.Indicator]:
         """The workflow's indicators of the cases registered in [start, end), grouped ``by`` a dimension: in SQL
         where the database answers the layer (a large one), else over the rows in memory."""
@@ -402,11 +413,9 @@ class Cases:
         if getattr(self.reader, "answers_in_sql", lambda _: False)(LAYER) and hasattr(self.store, "case_indicators"):
             statuses = {"registered": self.workflow.registered, "disposed": self.workflow.disposed}
             statuses["closed"] = self.workflow.closed
-            rows = self.store.case_indicators(
-                by, statuses, start=start and utc_text(start), end=end and utc_text(end), zone=str(zone)
-            )
+            rows = self.store.case_indicators(by, statuses, start=start and utc_text(start), end=end and utc_text(end))
             return [indicators.indicator(None if by == "total" or not k else k, *rest) for k, *rest in rows]
-        return indicators.compute(self.table(), self.workflow, by, start=start, end=end, zone=zone)
+        return indicators.compute(self.table(), self.workflow, by, start=start, end=end)
 
     def hot_spots(self, actor: Actor, as_of: dt.datetime) -> list[indicators.HotSpot]:
         permissions.require_role(actor, READ_ROLES)

@@ -149,11 +149,8 @@ FROM {table}
 WHERE status = ANY(%(registered)s) AND registered_at IS NOT NULL {period}
 GROUP BY 1 ORDER BY 1
 """
-#: the groups, as SQL (a month is the month of 立案 on the district's clock)
-_KEYS = {
-    "total": "''",
-    "month": "to_char(registered_at AT TIME ZONE %(zone)s, 'YYYY-MM')",
-}
+#: the groups, as SQL (a month is the month of 立案 on the district's clock, kept by the register step)
+_KEYS = {"total": "''", "month": "coalesce(registered_month, '')"}
 
 
 def indicator_sql(by: str, table: str, *, start: bool, end: bool) -> str:

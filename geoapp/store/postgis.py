@@ -302,13 +302,12 @@ class PostGISStore(FeatureSQL, FloodSQL, PhotoSQL, ReportSQL, Records, Store):
         *,
         start: str | None = None,
         end: str | None = None,
-        zone: str = "Asia/Shanghai",
     ) -> list[tuple[str, int, int, int, int, float | None]]:
         """The case indicators' counts in one GROUP BY (``geoapp.cases.indicators`` works out the rates):
         (key, due, disposed, closed, on time, mean hours from 派遣 to 处置) per group."""
         sql = indicator_sql(by, quote("cases"), start=start is not None, end=end is not None)
         params = {name: list(statuses[name]) for name in ("registered", "disposed", "closed")}
-        params.update(start=start, end=end, zone=zone)
+        params.update(start=start, end=end)
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [

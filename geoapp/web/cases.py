@@ -93,7 +93,7 @@ def _labels(by: str, lang: str) -> dict[str, str]:
 def _rows(by: str, lang: str, start, end) -> list[dict[str, Any]]:
     labels = _labels(by, lang)
     words = service().cases.workflow.labels
-    found = service().cases.indicators(caller(), by, start=start, end=end, zone=service().timezone)
+    found = service().cases.indicators(caller(), by, start=start, end=end)
     return [
         {**r.as_dict(), "label": words["total"](lang) if r.key is None else labels.get(r.key, r.key)} for r in found
     ]

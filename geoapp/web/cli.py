@@ -540,7 +540,7 @@ def cases_indicators(by: str, first: str | None, last: str | None) -> None:
         )
     except ValueError:
         raise click.BadParameter("a day is YYYY-MM-DD") from None
-    rows = svc.cases.indicators(CLI, by, start=start, end=end, zone=zone)
+    rows = svc.cases.indicators(CLI, by, start=start, end=end)
     writer = csv.writer(sys.stdout)
     writer.writerow([f.name for f in dataclasses.fields(indicators.Indicator)])
     for row in rows:
