@@ -194,7 +194,7 @@ def synthetic_cases(n: int, seed: int, demo: dict, workflow) -> Any:
             "community": of_cell("community"),
             "squad": of_cell("squad"),
             "department": department,
-            "description": pd.Series(subcategory).map(words).to_numpy(dtype=object),
+            "details": pd.Series(subcategory).map(words).to_numpy(dtype=object),
             "reported_at": stamp(reported, np.ones(n, dtype=bool)),
             "registered_at": stamp(registered, registered_ok),
             "registered_month": np.where(

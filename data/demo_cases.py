@@ -89,7 +89,7 @@ CATEGORY = {
     "green_damaged": "greening",
 }
 DEPARTMENT = {"appearance": "sanitation", "emergency": "drainage", "utilities": "municipal", "facilities": "sanitation"}
-DEPARTMENT |= {"greening": "greening", "advertising": "enforcement", "construction": "enforcement"}
+DEPARTMENT |= {"greening": "parks", "advertising": "enforcement", "construction": "enforcement"}
 DEPARTMENT |= {"street_order": "enforcement"}
 COMPONENTS = {"manhole_cover", "street_light", "trash_bin", "green_damaged"}
 SPECIAL_DEPARTMENT = {"construction_waste": "enforcement", "cooking_fumes": "enforcement", "road_collapse": "municipal"}
@@ -159,7 +159,7 @@ def build(
             "subcategory": kind,
             "component_code": None,
             "source": source[i],
-            "description": f"{WORDS[kind]}（演示数据）",
+            "details": f"{WORDS[kind]}（演示数据）",
             "reported_at": _utc(reported),
             "department": SPECIAL_DEPARTMENT.get(kind, DEPARTMENT[category]),
             **grids[i],

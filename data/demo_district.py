@@ -106,7 +106,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "community",
         "squad",
         "department",
-        "description",
+        "details",
         "address",
         "ticket",
         "geocode_confidence",

@@ -246,7 +246,9 @@ def _traces(app, clock: Clock, password_hash: str) -> Site:
             props = orjson.loads(text)["properties"]
             for spec in internal:
                 value = props.get(spec.name)
-                if isinstance(value, str) and len(value.strip()) >= 2:
+                # a time is looked for by its field's name (a key, a label), not its value: 40,000 moments of the
+                # year's cases would be 40,000 strings to look for in every answer
+                if spec.type != "datetime" and isinstance(value, str) and len(value.strip()) >= 2:
                     site.forbidden_values.add(value.strip())
     # a name that is a public field of another layer cannot be told apart as a key (its values and labels still are)
     public_names = {f.name for layer in registry for f in layer.fields if f.visibility == "public"}

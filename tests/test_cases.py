@@ -122,7 +122,7 @@ def test_the_demo_year_gives_the_work_report_totals(site):
     assert (total.due, total.disposed, total.disposal_rate) == (14183, 14067, 99.18)
     by_source = {r.key: r.due for r in svc.cases.indicators(VIEWER, "source")}
     assert (by_source["hotline"], by_source["web"]) == (2183, 58)
-    assert execute(database, "SELECT count(*) FROM cases WHERE description NOT LIKE ?", ("%演示数据%",)) == [(0,)]
+    assert execute(database, "SELECT count(*) FROM cases WHERE details NOT LIKE ?", ("%演示数据%",)) == [(0,)]
 
 
 @pytest.mark.parametrize("by", indicators.DIMENSIONS)
@@ -158,7 +158,7 @@ def test_a_case_goes_to_its_cells_squad_and_every_step_is_audited(site):
     cell = sorted(cells, key=lambda c: c["code"])[len(cells) // 3]
     geometry = svc.reader.get("grid_cells", cell["_fid"], "internal").geometry
     point = geometry.representative_point()
-    created = cases.collect(DISPATCHER, {"subcategory": "street_vending", "description": "早市占道"}, point)
+    created = cases.collect(DISPATCHER, {"subcategory": "street_vending", "details": "早市占道"}, point)
     props = created.properties
     assert (props["grid"], props["squad"], props["community"]) == (cell["code"], cell["squad"], cell["community"])
     assert (props["status"], props["department"], props["category"]) == ("collected", "enforcement", "street_order")
@@ -287,7 +287,7 @@ def test_a_public_report_is_hidden_until_accepted_and_can_be_followed(site):
     accepted = reports.accept(DISPATCHER, ref, public_note="已受理，将尽快更换")
     case = accepted["case"]
     assert case.properties["source"] == "public" and case.properties["status"] == "collected"
-    assert case.properties["description"].startswith("垃圾箱被撞坏")  # staff read what was written
+    assert case.properties["details"].startswith("垃圾箱被撞坏")  # staff read what was written
     shown = reports.public_map()
     assert [s["public_note"] for s in shown if s["public_note"] == "已受理，将尽快更换"]
     assert "垃圾箱被撞坏" not in json.dumps(shown, ensure_ascii=False)  # the public reads the moderator's words

@@ -61,7 +61,7 @@ def test_the_public_reports_by_form_and_follows_it_in_chinese(site):
             "lat": "33.73",
             "subcategory": "illegal_ads",
             "description": "墙上<script>alert(1)</script>小广告",
-            "contact": "",
+            "phone": "",
         },
         content_type="multipart/form-data",
     )

@@ -7,6 +7,7 @@ import io
 import sqlite3
 
 from geoapp.core.accounts import token_digest
+from geoapp.core.permissions import ROLES
 from tests.conftest import SETUP
 
 
@@ -52,7 +53,7 @@ def test_users(runner, database):
     bad_role = runner.invoke(
         args=["geoapp", "user", "add", "wu", "--role", "mayor", "--password-stdin"], input="x" * 12
     )
-    assert bad_role.exit_code != 0 and "viewer, planner, commander, sensor, admin" in bad_role.output
+    assert bad_role.exit_code != 0 and ", ".join(ROLES) in bad_role.output
     prompted = runner.invoke(
         args=["geoapp", "user", "add", "zhao", "--role", "admin"], input="long-enough-pw\nlong-enough-pw\n"
     )

@@ -22,6 +22,7 @@ REQUIRED = {
     "heating_stations": {"Point"},
     "backstreet_repairs": {"LineString"},
     "manhole_covers": {"Point"},
+    "cases": {"Point"},
     "grid_cells": {"Polygon"},
     "district_boundary": {"Polygon"},
     "roads": {"LineString"},

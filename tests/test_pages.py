@@ -119,6 +119,8 @@ def test_every_local_asset_and_what_it_needs_is_served(client, users):
     editor = _every_asset(client, "/") | _every_asset(client, "/progress")
     login(client, "commander")  # the flood board's modules, and uPlot under a monitored feature's archive page
     editor |= _every_asset(client, "/flood") | _every_asset(client, "/features/waterlogging_points/1")
+    public |= _every_asset(client, "/report")  # the public's report form; /cases is a viewer's too
+    editor |= _every_asset(client, "/cases")
     for seen in (public, editor):
         assert not [url for url in seen if any(name in url.lower() for name in GONE)]
         assert not [url for url in seen if url.endswith((".woff", ".woff2", ".ttf", ".eot", ".otf"))]  # no icon font
@@ -186,7 +188,7 @@ def _layer_control(html: str) -> dict[str, list[str]]:
 def test_the_map_offers_every_layer_in_its_group_with_its_legend(client, registry):
     html = client.get("/").get_data(as_text=True)
     control = _layer_control(html)
-    assert list(control) == ["防汛", "围挡与道路", "供暖", "部件", "底图"]
+    assert list(control) == ["防汛", "围挡与道路", "供暖", "部件", "数字城管", "底图"]
     assert control["防汛"] == ["防汛应急资源", "雨量站", "积水点", "下穿式涵洞", "地下空间"]
     operational = {layer.title.zh for layer in registry if not layer.context}
     assert {title for titles in control.values() for title in titles} == operational

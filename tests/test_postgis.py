@@ -32,7 +32,9 @@ def test_db_upgrade_creates_the_schema_then_changes_nothing(runner, app, locatio
     app.extensions["geoapp"].database = location
     first = runner.invoke(args=["geoapp", "db", "upgrade"])
     assert first.exit_code == 0, first.output
-    assert _sql(location, "SELECT version_num FROM geoapp_alembic_version") == [("0003",)]
+    assert _sql(location, "SELECT version_num FROM geoapp_alembic_version") == [
+        ("0004",)
+    ]  # the newest revision: 0004, the public's reports
     for layer in registry:
         srid, kind = _sql(location, "SELECT srid, type FROM geometry_columns WHERE f_table_name = %s", (layer.id,))[0]
         assert srid == 4326

@@ -67,8 +67,8 @@ def _sheet(data: bytes, name: str) -> dict[str, dict]:
 
 def _count(frame, where: dict) -> int:
     mask = frame.index == frame.index
-    for field, value in where.items():
-        mask &= frame[field] == value
+    for field, value in where.items():  # one value, or a list of which any counts
+        mask &= frame[field].isin(value if isinstance(value, list) else [value])
     return int(mask.sum())
 
 

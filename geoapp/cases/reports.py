@@ -163,8 +163,7 @@ class Reports:
                 parameter="reference",
                 text=Words("未找到该编号的上报", "no report with this reference"),
             )
-        out: dict[str, Any] = {
-            "reference": found["reference"],
+        out: dict[str, Any] = {  # not the reference: who asks has it
             "state": found["state"],
             "submitted_at": found["created_at"],
             "subcategory": found["subcategory"],
@@ -214,7 +213,7 @@ class Reports:
         props = {
             "subcategory": kind,
             "source": "public",
-            "description": found["description"],
+            "details": found["description"],
             "reported_at": found["created_at"],
             "public_note": note,
             "report_reference": found["reference"],

@@ -356,7 +356,7 @@ class Cases:
                 {
                     "subcategory": row.subcategory,
                     "source": "hotline",
-                    "description": row.description or row.category or row.address,
+                    "details": row.description or row.category or row.address,
                     "address": row.address,
                     "ticket": row.ticket,
                     "geocode_confidence": round(found.confidence, 2),

@@ -1,5 +1,5 @@
-"""Read a request's JSON body strictly: every view that takes a body reads it here, so POST, PATCH and
-DELETE refuse the same things in the same words."""
+"""Read a request's JSON body (and its query's parameters) strictly: every view that takes a body reads it here,
+so POST, PATCH and DELETE refuse the same things in the same words."""
 
 from __future__ import annotations
 
@@ -53,3 +53,18 @@ def check_members(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
 
 def _kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(value), "a number")
+
+
+def query_args(request: Request, allowed: Iterable[str]) -> dict[str, str]:
+    """The query's parameters, each one of ``allowed`` and given once (``lang``, which every page takes, aside)."""
+    allowed = tuple(allowed)
+    out = {}
+    for name, values in request.args.to_dict(flat=False).items():
+        if name == "lang":
+            continue
+        if name not in allowed:
+            raise InvalidParameter(f"unknown parameter {name[:40]!r}; allowed: {', '.join(allowed)}", parameter=name)
+        if len(values) > 1:
+            raise InvalidParameter(f"give {name} once", parameter=name)
+        out[name] = values[0]
+    return out

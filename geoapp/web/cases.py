@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 
 from geoapp.cases import hotline, indicators
+from geoapp.cases.reports import normal_reference
 from geoapp.cases.service import COLLECT_ROLES, READ_ROLES
 from geoapp.core import encode, permissions
 from geoapp.core.editing import expected_version
@@ -30,7 +31,7 @@ from geoapp.errors import GeoappError, InvalidParameter, NotFound, PayloadTooLar
 from geoapp.store.base import Query
 from geoapp.web import auth, maps, service
 from geoapp.web.access import allow_upload, caller
-from geoapp.web.body import check_members, json_body
+from geoapp.web.body import check_members, json_body, query_args
 from geoapp.web.i18n import current_lang
 from geoapp.web.pages import _basemap, _context, ui_text
 from geoapp.web.security import nonce
@@ -48,16 +49,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def _args(allowed: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for name, values in request.args.to_dict(flat=False).items():
-        if name in ("lang",):
-            continue
-        if name not in allowed:
-            raise InvalidParameter(f"unknown parameter {name[:40]!r}; allowed: {', '.join(allowed)}", parameter=name)
-        if len(values) > 1:
-            raise InvalidParameter(f"give {name} once", parameter=name)
-        out[name] = values[0]
-    return out
+    return query_args(request, allowed)
 
 
 def _day(text: str | None, parameter: str) -> dt.date | None:
@@ -316,9 +308,9 @@ def _report_form() -> dict[str, Any]:
     allow_upload(int(rules.max_photo_mb * 1024 * 1024), lambda: _photo_too_large(rules.max_photo_mb))
     if request.mimetype == "application/json":
         body = json_body(request)
-        check_members(body, ("lon", "lat", "subcategory", "description", "contact"))
-        return {**body, "photo": None}
-    allowed = ("lon", "lat", "subcategory", "description", "contact", "csrf_token", "lang")
+        check_members(body, ("lon", "lat", "subcategory", "description", "phone"))
+        return {**{k: v for k, v in body.items() if k != "phone"}, "contact": body.get("phone"), "photo": None}
+    allowed = ("lon", "lat", "subcategory", "description", "phone", "csrf_token", "lang")
     for name in request.form:
         if name not in allowed:
             raise InvalidParameter(
@@ -332,7 +324,8 @@ def _report_form() -> dict[str, Any]:
         raise InvalidParameter("send one photo", parameter="photo")
     photo = files[0].read() if files and files[0].filename else None
     return {
-        **{name: request.form.get(name) for name in ("lon", "lat", "subcategory", "description", "contact")},
+        **{name: request.form.get(name) for name in ("lon", "lat", "subcategory", "description")},
+        "contact": request.form.get("phone"),
         "photo": photo,
     }
 
@@ -506,7 +499,7 @@ def _queue_page(message: str | None = None, error: str | None = None, status: in
                 "subcategory": sub_labels.get(row.get("subcategory"), row.get("subcategory")),
                 "grid": row.get("grid"),
                 "squad": row.get("squad"),
-                "description": row.get("description"),
+                "description": row.get("details"),
                 "reported_at": _local(row.get("reported_at")),
                 "deadline_at": _local(row.get("deadline_at")),
                 "overdue": bool(row.get("deadline_at"))
@@ -626,7 +619,7 @@ def report_form():
         values = _report_form()
         sent = service().reports.submit(request.remote_addr or "-", **values)
     except GeoappError as exc:
-        form = {k: request.form.get(k, "") for k in ("lon", "lat", "subcategory", "description", "contact")}
+        form = {k: request.form.get(k, "") for k in ("lon", "lat", "subcategory", "description", "phone")}
         return _report_page(exc.status, form=form, error=exc.message_in(lang))
     return _report_page(201, sent=sent)
 
@@ -665,6 +658,7 @@ def follow_page():
             subcategory=subs.get(found["subcategory"]) if found else None,
             submitted=_local(found["submitted_at"]) if found else None,
             steps=steps,
+            reference=normal_reference(ref),
         ),
         status=404 if error else 200,
     )

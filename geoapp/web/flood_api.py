@@ -18,7 +18,7 @@ from geoapp.flood.readings import parse_range_time
 from geoapp.flood.service import BOARD_ROLES, CLOSURE_ROLES, READING_ROLES, closure_json
 from geoapp.web import service
 from geoapp.web.access import caller, visibility
-from geoapp.web.body import check_members, json_body
+from geoapp.web.body import check_members, json_body, query_args
 
 bp = Blueprint("flood_api", __name__, url_prefix="/api")
 
@@ -28,15 +28,7 @@ def _json(payload, status: int = 200) -> Response:
 
 
 def _args(allowed: tuple[str, ...]) -> dict[str, str]:
-    """The query's parameters, each given once and each one of ``allowed``."""
-    out = {}
-    for name, values in request.args.to_dict(flat=False).items():
-        if name not in allowed:
-            raise InvalidParameter(f"unknown parameter {name[:40]!r}; allowed: {', '.join(allowed)}", parameter=name)
-        if len(values) > 1:
-            raise InvalidParameter(f"give {name} once", parameter=name)
-        out[name] = values[0]
-    return out
+    return query_args(request, allowed)
 
 
 def _fid(text: str | None, parameter: str) -> int:

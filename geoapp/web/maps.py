@@ -340,14 +340,7 @@ def one_map(
     archive links, which need the app.
     """
     m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
-    folium.plugins.LocateControl(
-        position="topleft",
-        strings={"title": text["locate"], "popup": text["locatePopup"]},
-        # the icon is drawn by static/onemap.css (an SVG of the app's own), not by an icon font
-        icon="geoapp-icon geoapp-icon-locate",
-        iconLoading="geoapp-icon geoapp-icon-locate geoapp-icon-busy",
-        flyTo=True,
-    ).add_to(m)
+    _locate(m, text)
     groups: dict[str, folium.FeatureGroup] = {}
     by_group: dict[str, list[folium.FeatureGroup]] = {}
     for layer in reversed(list(registry)):  # the layer control lists the top layer first
@@ -661,18 +654,7 @@ def cases_map(
 ) -> folium.Map:
     """The cases page's map (``static/js/pages/cases.js``): the grid cells coloured by an indicator, which is how
     the cases show at low zoom (never 14,000 markers), and a heat map of where they were reported."""
-    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
-    _HeatScript().add_to(m)
-    full = {
-        **config,
-        "lang": lang,
-        "gcj02": basemap_.gcj02,
-        "bounds": [minx, miny, maxx, maxy],
-        "context": _context(registry, context, lang),
-        "text": dict(text),
-    }
-    _GeoappScript("cases", {}, full).add_to(m)
-    return m
+    return _module_map("cases", registry, context, lang, basemap_, text, extent, config, heat=True)
 
 
 def report_map(
@@ -685,16 +667,30 @@ def report_map(
     extent: list[float] | None,
     config: Mapping,
 ) -> folium.Map:
-    """The public report form's map (``static/js/pages/report.js``): a tap places the pin; the accepted reports
-    are drawn as the moderators worded them."""
-    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
+    """The public report form's map (``static/js/pages/report.js``): a tap places the pin, "my location" too; the
+    accepted reports are drawn as the moderators worded them."""
+    return _module_map("report", registry, context, lang, basemap_, text, extent, config, locate=True)
+
+
+def _locate(m: folium.Map, text: Mapping[str, str]) -> None:
+    """The "my location" button (the browser's geolocation)."""
     folium.plugins.LocateControl(
         position="topleft",
         strings={"title": text["locate"], "popup": text["locatePopup"]},
+        # the icon is drawn by static/onemap.css (an SVG of the app's own), not by an icon font
         icon="geoapp-icon geoapp-icon-locate",
         iconLoading="geoapp-icon geoapp-icon-locate geoapp-icon-busy",
         flyTo=True,
     ).add_to(m)
+
+
+def _module_map(page, registry, context, lang, basemap_, text, extent, config, *, heat=False, locate=False):
+    """A page's map whose module draws everything from ``config`` (no layer groups of folium's)."""
+    m, (minx, miny, maxx, maxy) = _page_map(basemap_, extent, text)
+    if heat:
+        _HeatScript().add_to(m)
+    if locate:
+        _locate(m, text)
     full = {
         **config,
         "lang": lang,
@@ -703,7 +699,7 @@ def report_map(
         "context": _context(registry, context, lang),
         "text": dict(text),
     }
-    _GeoappScript("report", {}, full).add_to(m)
+    _GeoappScript(page, {}, full).add_to(m)
     return m
 
 
